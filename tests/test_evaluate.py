@@ -6,7 +6,9 @@ import csv
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
+from PIL import Image
 
 from samlora.cli import main
 from samlora.config import config_from_dict
@@ -59,6 +61,12 @@ def test_adapter_beats_vanilla_on_overfitted_images(
     rows = list(csv.DictReader((out / "per_object.csv").open()))
     assert {r["model"] for r in rows} == {"vanilla", "run"}
     assert all(0.0 <= float(r["dice"]) <= 1.0 and 0.0 <= float(r["boundary_f1"]) <= 1.0 for r in rows)
+    areas: dict[str, int] = {}  # area: ground-truth pixels of each object at the original resolution
+    for row in (r for r in rows if r["model"] == "run"):
+        assert int(row["area"]) > 0, row
+        areas[row["image"]] = areas.get(row["image"], 0) + int(row["area"])
+    for image, area in areas.items():  # the objects of a binary mask are its connected components
+        assert area == int((np.asarray(Image.open(data / image.replace("images", "masks"))) > 0).sum())
     panels = sorted((out / "panels" / data.name).glob("*.png"))
     assert any(p.name.startswith("worst_") for p in panels) and any(
         p.name.startswith("best_") for p in panels

@@ -42,6 +42,8 @@ class ObjectResult:
     image: str
     object: int
     category_id: int
+    area: int
+    """Pixels of the object's ground-truth mask at the original resolution (ignore regions removed)."""
     dice: float
     iou: float
     boundary_f1: float
@@ -103,6 +105,7 @@ def evaluate_dataset(
                         image=sample.file_name,
                         object=j,
                         category_id=int(sample.category_ids[j]),
+                        area=int(target.sum()),
                         dice=float(dice[k]),
                         iou=float(iou[k]),
                         boundary_f1=boundary_f1(pred, target, ev.boundary_tolerance),
@@ -223,11 +226,33 @@ def write_report(report: EvalReport, out: Path, title: str = "samlora evaluation
     with (out / "per_object.csv").open("w", newline="") as f:
         writer = csv.writer(f)
         writer.writerow(
-            ["model", "dataset", "image", "object", "category_id", "dice", "iou", "boundary_f1", "hd95"]
+            [
+                "model",
+                "dataset",
+                "image",
+                "object",
+                "category_id",
+                "area",
+                "dice",
+                "iou",
+                "boundary_f1",
+                "hd95",
+            ]
         )
         for r in report.results:
             writer.writerow(
-                [r.model, r.dataset, r.image, r.object, r.category_id, r.dice, r.iou, r.boundary_f1, r.hd95]
+                [
+                    r.model,
+                    r.dataset,
+                    r.image,
+                    r.object,
+                    r.category_id,
+                    r.area,
+                    r.dice,
+                    r.iou,
+                    r.boundary_f1,
+                    r.hd95,
+                ]
             )
     with (out / "per_image.csv").open("w", newline="") as f:
         writer = csv.writer(f)
