@@ -70,6 +70,8 @@ def test_cli_train_writes_the_run_folder(tiny_dirs: dict[str, Path], data: Path,
         }
     meta = json.loads((out / "best" / "samlora.json").read_text())
     assert meta["family"] == "sam" and meta["step"] in (2, 4) and "dice" in meta["metrics"]
+    peft_config = json.loads((out / "best" / "adapter_config.json").read_text())
+    assert peft_config["base_model_name_or_path"] == str(tiny_dirs["sam"])  # model.name as configured
     records = read_log(out)
     train_rec = [r for r in records if r["split"] == "train"]
     valid_rec = [r for r in records if r["split"] == "valid"]

@@ -165,12 +165,15 @@ def apply_lora(
     }
     if matched != exact:  # the compact regex over-generalised: fall back to an explicit alternation
         plan.target_regex = "^(?:" + "|".join(re.escape(t) for t in plan.targets) + ")$"
-    config = build_peft_config(plan, settings, base_name)
+    config = build_peft_config(plan, settings)
     if isinstance(model, peft.PeftModel):
         model.add_adapter(adapter_name, config)
         model.set_adapter(adapter_name)
-        return model, plan
-    peft_model = peft.get_peft_model(model, config, adapter_name=adapter_name)
+        peft_model = model
+    else:
+        peft_model = peft.get_peft_model(model, config, adapter_name=adapter_name)
+    if base_name is not None:  # after wrapping: PEFT sets it to the loaded folder (a preset's install path)
+        peft_model.peft_config[adapter_name].base_model_name_or_path = base_name
     return peft_model, plan
 
 
