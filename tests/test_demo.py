@@ -46,3 +46,24 @@ def test_quick_demo_lora_beats_vanilla_and_leaves_the_base_bit_identical(
     assert list((out / "eval_center_point").rglob("*.png")), "image | truth | LoRA | vanilla panels"
     for site in SITES:
         assert (out / "data" / site / "test" / "images").is_dir()
+
+
+def test_demo_without_arguments_writes_into_samlora_demo(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture
+) -> None:
+    """`samlora demo` with no flags (the README's first command) uses the documented defaults."""
+    import samlora.demo.run as demo_run
+
+    calls = []
+
+    def fake_run_demo(output, quick=False, device="auto", seed=0):
+        calls.append((str(output), quick, device))
+        Path(output).mkdir(parents=True)
+        (Path(output) / "README.md").write_text("| vanilla | table |\n")
+        return {"base_unchanged": True}
+
+    monkeypatch.setattr(demo_run, "run_demo", fake_run_demo)
+    monkeypatch.chdir(tmp_path)
+    assert main(["demo"]) == 0
+    assert calls == [("samlora-demo", False, "auto")]
+    assert "| vanilla | table |" in capsys.readouterr().out

@@ -138,9 +138,11 @@ def main(argv: list[str] | None = None) -> int:
             raise ConfigError([str(err).strip()], "the command line") from err
         path, args = _selected(full.as_dict())
         _, given = _selected(explicit.as_dict())
+        # config sections (nested dicts) carry only what the user gave, so that a YAML fills the rest;
+        # a plain option that shares a section's name (``demo --output DIR``) keeps its default
         sections = set(Config.__dataclass_fields__)
-        args = {k: v for k, v in args.items() if k not in sections}
-        args.update({k: v for k, v in given.items() if k in sections})
+        args = {k: v for k, v in args.items() if k not in sections or not isinstance(v, dict)}
+        args.update({k: v for k, v in given.items() if k in sections and isinstance(v, dict)})
         handler = COMMANDS[path][1]
         return int(handler(args) or 0)
     except SamloraError as err:
