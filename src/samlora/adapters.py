@@ -88,7 +88,11 @@ def save_adapter(
     adapter_name = adapter_name or model.active_adapter
     folder.parent.mkdir(parents=True, exist_ok=True)
     tmp = folder.with_name(f".{folder.name}.tmp-{uuid.uuid4().hex[:8]}")
-    model.save_pretrained(str(tmp), selected_adapters=[adapter_name], safe_serialization=True)
+    # LoRA targets only Linear layers, so no resized vocabulary to save; an explicit False also keeps
+    # PEFT from probing the hub for the base model's config.json on every save
+    model.save_pretrained(
+        str(tmp), selected_adapters=[adapter_name], safe_serialization=True, save_embedding_layers=False
+    )
     if adapter_name != "default":  # PEFT writes non-default adapters into a sub-folder
         sub = tmp / adapter_name
         for item in sub.iterdir():
