@@ -196,7 +196,9 @@ def load_adapter(
         ) from err
     with safe_open(str(weights), framework="pt") as f:
         in_file = set(f.keys())
-    in_model = set(peft.get_peft_model_state_dict(peft_model, adapter_name=adapter_name))
+    in_model = set(
+        peft.get_peft_model_state_dict(peft_model, adapter_name=adapter_name, save_embedding_layers=False)
+    )
     if in_file != in_model:
         unexpected, missing = sorted(in_file - in_model), sorted(in_model - in_file)
         _discard(peft_model, adapter_name, created)
