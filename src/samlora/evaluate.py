@@ -31,6 +31,19 @@ from .train.loop import make_loader
 
 log = logging.getLogger(__name__)
 BASE = "vanilla"
+PER_OBJECT_COLUMNS = (
+    "model",
+    "dataset",
+    "image",
+    "object",
+    "category_id",
+    "area",
+    "dice",
+    "iou",
+    "boundary_f1",
+    "hd95",
+)
+"""Columns of ``per_object.csv`` (fields of :class:`ObjectResult`)."""
 
 
 @dataclass
@@ -225,35 +238,9 @@ def write_report(report: EvalReport, out: Path, title: str = "samlora evaluation
     (out / "report.md").write_text("\n".join(md) + "\n")
     with (out / "per_object.csv").open("w", newline="") as f:
         writer = csv.writer(f)
-        writer.writerow(
-            [
-                "model",
-                "dataset",
-                "image",
-                "object",
-                "category_id",
-                "area",
-                "dice",
-                "iou",
-                "boundary_f1",
-                "hd95",
-            ]
-        )
+        writer.writerow(PER_OBJECT_COLUMNS)
         for r in report.results:
-            writer.writerow(
-                [
-                    r.model,
-                    r.dataset,
-                    r.image,
-                    r.object,
-                    r.category_id,
-                    r.area,
-                    r.dice,
-                    r.iou,
-                    r.boundary_f1,
-                    r.hd95,
-                ]
-            )
+            writer.writerow([getattr(r, column) for column in PER_OBJECT_COLUMNS])
     with (out / "per_image.csv").open("w", newline="") as f:
         writer = csv.writer(f)
         writer.writerow(["model", "dataset", "image", "objects", "dice", "iou", "boundary_f1", "hd95"])
