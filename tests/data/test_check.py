@@ -125,6 +125,25 @@ def test_binary_png_with_more_values(tmp_path, datasets):
     assert problem.file.endswith("masks/a.png")
 
 
+def test_all_black_mask_is_a_negative_image(tmp_path, datasets):
+    empty = np.zeros((20, 30), np.uint8)
+    report = _mask_report(datasets, tmp_path, {"a": empty, "b": datasets.two_blobs()})
+    assert report.ok and report.problems == [], report.format()
+    assert report.summary["images"] == 2 and report.summary["objects"] == 2
+
+
+def test_mask_contradicting_the_detected_binary_type_is_an_error(tmp_path, datasets):
+    """Auto-detection samples 16 masks; a later instance-valued mask must not lose objects quietly."""
+    masks = {f"m{i:02d}": (datasets.two_blobs() > 0).astype(np.uint8) for i in range(40)}
+    odd = masks["m01"].copy()
+    odd[14:18, 2:6] = 2
+    masks["m01"] = odd  # not among the sampled masks
+    report = _mask_report(datasets, tmp_path, masks)
+    problem = _found(report, "error", "3 distinct values (0, 1, 2)")
+    assert problem.file.endswith("masks/m01.png") and problem.record == "image id m01"
+    assert "data.mask_type" in problem.fix and not report.ok
+
+
 def test_mask_folder_size_mismatch(tmp_path, datasets):
     datasets.write_mask_folder(tmp_path, {"a": datasets.two_blobs()})
     datasets.save(tmp_path / "masks" / "a.png", np.zeros((10, 10), np.uint8))

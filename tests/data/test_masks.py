@@ -56,6 +56,22 @@ def test_noisy_jpg_masks_are_binary(tmp_path, datasets):
     assert iou > 0.9
 
 
+def test_zero_one_jpg_masks_keep_their_objects(tmp_path, datasets):
+    """0/1 masks saved as JPEG get values 0/1/2 near edges; the Otsu split keeps value 1 (a split
+    at half the maximum, 1, would keep only the 2s: IoU 0.13). JPEG rounding at amplitude 1 limits
+    the IoU to about 0.87."""
+    truth = np.zeros((64, 64), np.uint8)
+    yy, xx = np.mgrid[:64, :64]
+    truth[(yy - 30) ** 2 + (xx - 34) ** 2 <= 15**2] = 1
+    root = tmp_path / "j01"
+    datasets.save(root / "images" / "a.png", datasets.rgb(64, 64))
+    datasets.save(root / "masks" / "a.jpg", truth, quality=75)
+    ds = read_mask_folder(root)
+    sample = load_sample(ds.images[0])
+    union = sample.masks.any(axis=0)
+    assert (union & (truth > 0)).sum() / (union | (truth > 0)).sum() > 0.8
+
+
 def test_multiclass_with_class_names(tmp_path, datasets):
     mask = np.zeros((20, 30), np.uint8)
     mask[2:6, 2:6] = 1
@@ -65,10 +81,15 @@ def test_multiclass_with_class_names(tmp_path, datasets):
     ds = read_mask_folder(root, class_names={0: "background", 1: "polyp", 2: "tool"})
     assert ds.problems == [] and {r.mask_kind for r in ds.images} == {"multiclass"}
     assert ds.category_names == {1: "polyp", 2: "tool"}
-    sample = load_sample(ds.images[0])
-    assert list(sample.category_ids) == [1, 2] and sample.ann_ids == [1, 2]
-    np.testing.assert_array_equal(sample.masks[0], mask == 1)
-    np.testing.assert_array_equal(sample.masks[1], mask == 2)
+    sample = load_sample(ds.images[0])  # components: each blob of a class is its own object
+    assert list(sample.category_ids) == [1, 1, 2] and sample.ann_ids == [1, 2, 3]
+    np.testing.assert_array_equal(sample.masks[0] | sample.masks[1], mask == 1)
+    assert sorted(int(m.sum()) for m in sample.masks[:2]) == [6, 16]
+    np.testing.assert_array_equal(sample.masks[2], mask == 2)
+    whole = load_sample(ds.images[0], binary_objects="whole")
+    assert list(whole.category_ids) == [1, 2] and whole.ann_ids == [1, 2]
+    np.testing.assert_array_equal(whole.masks[0], mask == 1)
+    np.testing.assert_array_equal(whole.masks[1], mask == 2)
 
 
 def test_auto_with_many_values_and_no_class_names_asks_for_mask_type(tmp_path, datasets):
@@ -160,7 +181,11 @@ def test_split_lists(tmp_path, datasets):
     train = read_mask_folder(root, "train")  # no train.txt: every image in no other list
     assert [r.image_id for r in train.images] == ["img04", "img05"]
     (root / "train.txt").write_text("img05\n")
-    assert [r.image_id for r in read_mask_folder(root, "train").images] == ["img05"]
+    listed = read_mask_folder(root, "train")
+    assert [r.image_id for r in listed.images] == ["img05"]
+    unlisted = [p for p in listed.problems if "no split list" in p.message]
+    assert len(unlisted) == 1 and unlisted[0].severity == "warning" and "1 image(s)" in unlisted[0].message
+    assert "img04" in unlisted[0].message and unlisted[0].file.endswith("train.txt")
 
 
 def test_split_subfolders(tmp_path, datasets):

@@ -6,10 +6,13 @@ decodes every object in a thread pool, adding:
 
 - errors: an unreadable or corrupt image or mask; a declared ``width``/``height`` differing from
   the image file (EXIF orientation applied); an object whose mask is empty or whose size differs
-  from its image's; a multiclass mask value without a class name; a mask of unknown type;
-- warnings: a file ``bbox`` reaching outside the image; a lossless "binary" mask with more than two
-  values (it is thresholded at half its maximum); objects dropped by ``min_object_area`` (one
-  warning with the count); a category without any object in the split.
+  from its image's; a multiclass mask value without a class name; a mask of unknown type; a
+  lossless mask with more than two values when the masks were detected as binary from a sample;
+- warnings: a file ``bbox`` reaching outside the image; a lossless mask with more than two values
+  when ``data.mask_type`` is binary (it is split at its Otsu threshold); objects dropped by
+  ``min_object_area`` (one warning with the count); a category without any object in the split.
+
+An all-black mask is an image without objects (a negative), not a problem.
 
 All sizes and areas are in pixels of the original image (EXIF orientation applied).
 """
@@ -26,7 +29,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import DataError
-from .decode import check_mask_kind, check_mask_size, coco_object_mask, label_map_objects
+from .decode import binary_threshold, check_mask_kind, check_mask_size, coco_object_mask, label_map_objects
 from .images import exif_orientation, load_image, load_label_map
 from .layout import find_splits, open_split
 from .records import ImageRecord, Problem, SegDataset
@@ -185,6 +188,37 @@ class _Checker:
             if not obj.iscrowd:
                 out.area_fractions.append(area / float(height * width))
 
+    def _many_values(self, record: ImageRecord, label: np.ndarray, out: _ImageResult) -> None:
+        """A lossless binary mask with more than two values: soft edges, or labels of another type."""
+        values = np.unique(label)
+        if len(values) <= 2:
+            return
+        shown = ", ".join(str(int(v)) for v in values[:8]) + (", ..." if len(values) > 8 else "")
+        where = f"image id {record.image_id}"
+        if self.ds.mask_kind_detected:
+            out.problems.append(
+                Problem(
+                    "error",
+                    str(record.mask_path),
+                    where,
+                    f"mask holds {len(values)} distinct values ({shown}) but the masks were detected as "
+                    "binary from a sample of the data set, so objects of other values would be merged",
+                    "set data.mask_type to instance (value = object) or multiclass (value = class id), "
+                    "or to binary if these are binary masks with soft edges",
+                )
+            )
+            return
+        out.problems.append(
+            Problem(
+                "warning",
+                str(record.mask_path),
+                where,
+                f"binary mask has {len(values)} distinct values ({shown}); pixels above "
+                f"{binary_threshold(label):g} (the Otsu threshold) are foreground",
+                "save binary masks with two values, or set data.mask_type to multiclass or instance",
+            )
+        )
+
     def _label_map(self, record: ImageRecord, height: int, width: int, out: _ImageResult) -> None:
         where = f"image id {record.image_id}"
         try:
@@ -194,19 +228,9 @@ class _Checker:
         except DataError as exc:
             out.problems.append(Problem("error", str(record.mask_path), where, str(exc)))
             return
-        values = np.unique(label)
         lossless = record.mask_path.suffix.lower() not in (".jpg", ".jpeg")
-        if kind == "binary" and lossless and len(values) > 2:
-            out.problems.append(
-                Problem(
-                    "warning",
-                    str(record.mask_path),
-                    where,
-                    f"binary mask has {len(values)} distinct values; pixels "
-                    f"above {label.max() / 2:g} (half the maximum) are foreground",
-                    "save binary masks with two values, or set data.mask_type to multiclass or instance",
-                )
-            )
+        if kind == "binary" and lossless:
+            self._many_values(record, label, out)
         masks, categories, _, dropped = label_map_objects(label, kind, **self.options)
         known = self.ds.category_names
         if kind == "multiclass":
@@ -224,7 +248,7 @@ class _Checker:
         out.categories.extend(categories)
         out.crowd.extend([False] * len(categories))
         out.area_fractions.extend(
-            (masks.reshape(len(masks), -1).sum(axis=1) / float(height * width)).tolist()
+            (masks.reshape(len(masks), height * width).sum(axis=1) / float(height * width)).tolist()
         )
 
     def deep(self, record: ImageRecord) -> _ImageResult:

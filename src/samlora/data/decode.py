@@ -5,11 +5,14 @@ EXIF orientation applied). COCO objects are rasterised with pycocotools exactly 
 ``pycocotools.coco.COCO.annToMask`` (polygons of one object are merged), at the size of the image
 file. Mask-folder objects come from the record's label map:
 
-- ``binary``: foreground = pixels above half the mask's maximum value (so 0/1, 0/255 and JPEG noise
-  all work); ``binary_objects="components"`` gives one object per 8-connected component,
-  ``"whole"`` one object for the whole foreground; ann ids are component numbers.
-- ``multiclass``: one object per non-zero pixel value present, category id = the value.
+- ``binary``: foreground = pixels above the mask's Otsu threshold (for a two-valued mask, the lower
+  value), so 0/1, 0/255 and JPEG noise around either all work; category id 1.
+- ``multiclass``: each non-zero pixel value present is a class, category id = the value.
 - ``instance``: one object per non-zero pixel value present, category id 1, ann id = the value.
+
+Binary and multiclass masks become objects by ``binary_objects``: ``"components"`` gives one object
+per 8-connected component (of each class), ``"whole"`` one object for the whole foreground (of each
+class); ann ids number the objects from 1.
 
 ``min_object_area`` (pixels) drops smaller mask-folder objects (:func:`label_map_objects` also
 returns how many, for data checks). COCO objects are never dropped here.
@@ -45,12 +48,49 @@ def coco_mask(segmentation: Any, height: int, width: int) -> np.ndarray:
     return mask_utils.decode(rle).astype(bool)
 
 
+def binary_threshold(label: np.ndarray) -> float | None:
+    """Otsu threshold of an ``H x W`` label map's values: foreground is ``label > threshold``.
+
+    The split of the sorted pixel values that maximises the between-class variance, so a two-valued
+    mask splits between its values and JPEG noise around 0/1 or 0/255 falls on the right side.
+    ``None`` for an all-zero map; ``0`` for a single non-zero value (all foreground).
+    """
+    if label.dtype.kind == "u" or (label.size and label.dtype.kind == "i" and label.min() >= 0):
+        histogram = np.bincount(label.ravel())  # O(pixels), no sort
+        values = np.flatnonzero(histogram)
+        counts = histogram[values]
+    else:
+        values, counts = np.unique(label, return_counts=True)
+    if values.size == 0 or values[-1] <= 0:
+        return None
+    if values.size == 1:
+        return 0.0
+    weights = counts.astype(np.float64)
+    sums = np.cumsum(weights * values.astype(np.float64))
+    below = np.cumsum(weights)[:-1]
+    above = weights.sum() - below
+    mean_below = sums[:-1] / below
+    mean_above = (sums[-1] - sums[:-1]) / above
+    between = below * above * (mean_below - mean_above) ** 2
+    return float(values[int(np.argmax(between))])
+
+
 def binary_foreground(label: np.ndarray) -> np.ndarray:
-    """``H x W`` bool: pixels above half the label map's maximum (empty when the map is all 0)."""
-    top = label.max() if label.size else 0
-    if top <= 0:
+    """``H x W`` bool: pixels above :func:`binary_threshold` (empty when the map is all 0)."""
+    threshold = binary_threshold(label)
+    if threshold is None:
         return np.zeros(label.shape, dtype=bool)
-    return label > top / 2.0
+    return label > threshold
+
+
+def _objects(foreground: np.ndarray, binary_objects: str) -> list[np.ndarray]:
+    """The objects of one ``H x W`` bool foreground: its 8-connected components, or all of it."""
+    if not foreground.any():
+        return []
+    if binary_objects == "whole":
+        return [foreground]
+    labelled, count = ndimage.label(foreground, structure=_EIGHT_CONNECTED)
+    return [labelled == i for i in range(1, count + 1)]
 
 
 def _stack(masks: list[np.ndarray], height: int, width: int) -> np.ndarray:
@@ -64,24 +104,26 @@ def label_map_objects(
 ) -> tuple[np.ndarray, list[int], list[int], int]:
     """Objects of an ``H x W`` label map read as ``kind`` (binary, multiclass or instance).
 
-    Returns ``K x H x W`` bool masks, ``K`` category ids, ``K`` ann ids (component numbers or pixel
-    values) and the number of objects dropped for having fewer than ``min_object_area`` pixels.
+    Returns ``K x H x W`` bool masks, ``K`` category ids, ``K`` ann ids (object numbers, or pixel
+    values for instance masks) and the number of objects dropped for having fewer than ``min_object_area`` pixels.
     """
     height, width = label.shape
-    if kind == "binary":
-        foreground = binary_foreground(label)
-        if binary_objects == "whole":
-            parts, ids = ([foreground], [1]) if foreground.any() else ([], [])
-        else:
-            labelled, count = ndimage.label(foreground, structure=_EIGHT_CONNECTED)
-            ids = list(range(1, count + 1))
-            parts = [labelled == i for i in ids]
+    if kind == "instance":
+        ids = [int(v) for v in np.unique(label) if v != 0]
+        parts = [label == v for v in ids]
         categories = [1] * len(ids)
     else:
-        values = [int(v) for v in np.unique(label) if v != 0]
-        parts = [label == v for v in values]
-        ids = values
-        categories = values if kind == "multiclass" else [1] * len(values)
+        classes = (
+            [(1, binary_foreground(label))]
+            if kind == "binary"
+            else [(int(v), label == v) for v in np.unique(label) if v != 0]
+        )
+        parts, categories = [], []
+        for category, foreground in classes:
+            found = _objects(foreground, binary_objects)
+            parts.extend(found)
+            categories.extend([category] * len(found))
+        ids = list(range(1, len(parts) + 1))
     keep = [i for i, part in enumerate(parts) if int(part.sum()) >= min_object_area]
     return (
         _stack([parts[i] for i in keep], height, width),

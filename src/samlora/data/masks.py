@@ -7,7 +7,8 @@ Layout: ``root/images/`` and ``root/masks/`` (also ``image``, ``imgs``, ``Origin
 1. sub-folders ``root/<split>/images`` + ``root/<split>/masks``;
 2. split lists ``root/train.txt``, ``root/val.txt`` (or ``valid.txt``, ``validation.txt``),
    ``root/test.txt``, one file name or stem per line (``#`` comments allowed); without
-   ``train.txt``, train is every image in no other list;
+   ``train.txt``, train is every image in no other list; with it, images in no list are left out
+   (a warning with the train split);
 3. otherwise a seeded random split: pairs sorted by name, permuted with
    ``numpy.random.default_rng(seed)``; ``round(n * val_fraction)`` go to val (at least 1 when the
    fraction is > 0 and n >= 2), the next ``round(n * test_fraction)`` to test, the rest to train.
@@ -26,6 +27,9 @@ with the train split only when splits share one folder); two images or two masks
 a list entry matching no image or an image without mask, files escaping the root, an unknown
 mask type and multiclass masks without ``class_names`` are errors; an image in two split lists is
 a warning (leakage between splits).
+
+A mask type detected from the sample (``mask_kind_detected``) is checked against every mask by
+:mod:`samlora.data.check`: a lossless mask with more values than its type allows is an error there.
 """
 
 from __future__ import annotations
@@ -293,6 +297,11 @@ def _listed_keys(root: Path, wanted: str, how: str, pairing: _Pairing, problems:
         if how == "list"
         else sorted(set(pairing[0]) - {k for ks in listed.values() for k in ks})
     )
+    unlisted = sorted(set(pairing[0]) - {k for ks in listed.values() for k in ks})
+    if how == "list" and wanted == "train" and unlisted:
+        shown = ", ".join(unlisted[:5]) + (", ..." if len(unlisted) > 5 else "")
+        msg = f"{len(unlisted)} image(s) are in no split list ({shown}); they are left out"
+        _add(problems, "warning", root / lists["train"][0], msg, "add them to train.txt, val.txt or test.txt")
     for other, other_keys in listed.items():
         for key in sorted(set(keys) & set(other_keys)) if other != wanted else []:
             msg = f"image '{key}' is in both the '{wanted}' and the '{other}' split"
@@ -379,4 +388,5 @@ def read_mask_folder(
         categories=categories,
         problems=problems,
         decode_options={"binary_objects": binary_objects, "min_object_area": int(min_object_area)},
+        mask_kind_detected=mask_kind == "auto",
     )

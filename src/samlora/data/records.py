@@ -91,6 +91,9 @@ class SegDataset:
     decode_options: dict[str, Any] = field(default_factory=dict)
     """Keyword arguments for :func:`samlora.data.decode.load_sample` chosen when the split was
     opened (mask folders: ``binary_objects``, ``min_object_area``), so checks decode like training."""
+    mask_kind_detected: bool = False
+    """Mask folders: the mask type was detected from a sample of masks (``data.mask_type: auto``), so
+    the deep check treats a mask that contradicts it as an error rather than a warning."""
 
     @property
     def category_names(self) -> dict[int, str]:
