@@ -108,11 +108,15 @@ def test_loss_resolutions(tiny_dirs: dict[str, Path], data: Path, tmp_path: Path
     assert "loss_boundary" in read_log(result.run_dir)[0]
 
 
+@pytest.mark.parametrize("cut_after", [1, 2], ids=["end-of-epoch", "mid-epoch"])
 def test_resume_gives_the_same_losses(
-    tiny_dirs: dict[str, Path], data: Path, tmp_path: Path, monkeypatch
+    tiny_dirs: dict[str, Path], data: Path, tmp_path: Path, monkeypatch, cut_after: int
 ) -> None:
+    # 6 training images in batches of 2: 3 steps an epoch; eval_every 3 saves at an epoch's end,
+    # eval_every 2 saves in the middle of one (the resumed run then opens an extra loader mid-epoch)
+    eval_every = {1: 3, 2: 2}[cut_after]
     settings = {
-        "train": {"max_steps": 6, "eval_every": 3, "batch_size": 2},
+        "train": {"max_steps": 7, "eval_every": eval_every, "batch_size": 2},
         "lora": {"dropout": 0.1},
         "augment": {"hflip": 0.5},
     }
@@ -121,19 +125,20 @@ def test_resume_gives_the_same_losses(
 
     def killed_after_first_save(self, *args, **kwargs):
         original(self, *args, **kwargs)
-        raise KeyboardInterrupt  # the process dies right after step 3 was saved
+        raise KeyboardInterrupt  # the process dies right after the first save
 
     monkeypatch.setattr(Trainer, "_checkpoint", killed_after_first_save)
     with pytest.raises(KeyboardInterrupt):
         train(cfg_for(tiny_dirs["sam"], data, tmp_path / "cut", **settings))
     monkeypatch.setattr(Trainer, "_checkpoint", original)
-    resumed = train(None, resume=tmp_path / "cut")
-    assert resumed.steps == 6
+    assert json.loads((tmp_path / "cut" / "last" / "samlora.json").read_text())["step"] == eval_every
+    assert main(["train", "--resume", str(tmp_path / "cut")]) == 0  # the CLI path
+    assert [r["step"] for r in read_log(tmp_path / "cut") if r["split"] == "train"] == list(range(1, 8))
     assert train_losses(tmp_path / "cut") == pytest.approx(
         train_losses(tmp_path / "full"), rel=1e-5, abs=1e-6
     )
     a = (full.last_dir / "adapter_model.safetensors").read_bytes()
-    b = (resumed.last_dir / "adapter_model.safetensors").read_bytes()
+    b = (tmp_path / "cut" / "last" / "adapter_model.safetensors").read_bytes()
     assert a == b
 
 

@@ -41,8 +41,15 @@ def make_loader(
     collate: Callable,
     num_workers: int,
     drop_last: bool = False,
+    seed: int = 0,
 ) -> DataLoader:
-    """A DataLoader over ``indices`` in the given order (no sampler randomness of its own)."""
+    """A DataLoader over ``indices`` in the given order (no sampler randomness of its own).
+
+    Each new iterator draws its workers' base seed from a generator of its own
+    seeded with ``seed``, never from the global torch generator, so creating a
+    loader (an extra one when a run resumes mid-epoch, or one for validation)
+    leaves the global random stream (LoRA dropout) untouched.
+    """
     return DataLoader(
         torch.utils.data.Subset(dataset, list(indices)),
         batch_size=batch_size,
@@ -53,6 +60,7 @@ def make_loader(
         worker_init_fn=worker_init_fn if num_workers else None,
         persistent_workers=False,
         pin_memory=torch.cuda.is_available(),
+        generator=torch.Generator().manual_seed(seed),
     )
 
 

@@ -220,7 +220,10 @@ class Trainer:
             )
             skip = counters["batch"] * tr.batch_size
             task.set_epoch(train_set, epoch)
-            loader = make_loader(train_set, indices[skip:], tr.batch_size, task.collate, tr.num_workers)
+            loader = make_loader(
+                train_set, indices[skip:], tr.batch_size, task.collate, tr.num_workers,
+                seed=seed_for(tr.seed, "loader", epoch, acc.process_index),
+            )  # fmt: skip
             module.train()
             for batch in loader:
                 with acc.accumulate(module):
