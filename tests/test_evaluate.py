@@ -58,6 +58,10 @@ def test_adapter_beats_vanilla_on_overfitted_images(
     assert report["per_image"]["run"][data.name]["dice"]["n"] == 4
     for name in ("report.md", "per_image.csv", "per_object.csv"):
         assert (out / name).is_file()
+    objects = {m: report["per_object"][m][data.name]["dice"]["n"] for m in report["models"]}
+    md = (out / "report.md").read_text()
+    for model, n in objects.items():  # HD95 leaves empty predictions out: their count is shown
+        assert f"- {model} on {data.name}: " in md and f" of {n} objects with an empty prediction" in md
     rows = list(csv.DictReader((out / "per_object.csv").open()))
     assert {r["model"] for r in rows} == {"vanilla", "run"}
     assert all(0.0 <= float(r["dice"]) <= 1.0 and 0.0 <= float(r["boundary_f1"]) <= 1.0 for r in rows)
@@ -100,6 +104,43 @@ def test_table_over_seeds_and_datasets(
     md = (out / "report.md").read_text()
     assert "adapters: mean ± std over 2" in md
     assert not (out / "panels").exists()
+
+
+def test_data_sets_with_the_same_folder_name_stay_apart(runs: list[Path], tmp_path: Path) -> None:
+    site_a = write_mask_dataset(tmp_path / "hospA" / "data", n_train=0, n_valid=0, n_test=2, seed=11)
+    site_b = write_mask_dataset(tmp_path / "hospB" / "data", n_train=0, n_valid=0, n_test=3, seed=12)
+    out = tmp_path / "eval"
+    args = ["eval", str(runs[0]), "--datasets", str(site_a), str(site_b), "--output", str(out)]
+    assert main(args + ["--eval.panels", "0"]) == 0
+    report = json.loads((out / "report.json").read_text())
+    assert report["datasets"] == ["hospA/data", "hospB/data"]
+    counts = [report["per_image"]["run"][name]["dice"]["n"] for name in report["datasets"]]
+    assert counts == [2, 3]
+
+
+def test_seeded_split_does_not_follow_the_training_seed(tmp_path: Path) -> None:
+    """Runs with different train.seed must share one test split, or eval over seeds would test
+    some adapters on their own training images."""
+    from samlora.data.layout import open_split
+    from samlora.tasks.common import mask_options
+
+    flat = write_mask_dataset(tmp_path / "flat", n_train=12, n_valid=0, n_test=0, seed=3)
+    split_dir = next(p for p in flat.iterdir() if p.is_dir())
+    for child in split_dir.iterdir():  # images/ and masks/ directly under the root: no split folders
+        child.rename(flat / child.name)
+    split_dir.rmdir()
+
+    def test_ids(**sections) -> list:
+        cfg = config_from_dict(
+            {
+                "data": {"root": str(flat), "test_fraction": 0.25, **sections.get("data", {})},
+                **{k: v for k, v in sections.items() if k != "data"},
+            }
+        )
+        return [r.image_id for r in open_split(flat, "test", "auto", **mask_options(cfg)).images]
+
+    assert test_ids(train={"seed": 1}) == test_ids(train={"seed": 2}) and len(test_ids()) == 3
+    assert test_ids(data={"split_seed": 1}) != test_ids(data={"split_seed": 2})
 
 
 @pytest.mark.parametrize("prompt", ["box", "center_point", "points", "clicks"])

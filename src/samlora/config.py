@@ -67,13 +67,17 @@ class DataConfig:
     class_names: dict[int, str] = field(default_factory=dict)
     """Mask pixel value -> class name, for multiclass/instance masks."""
     binary_objects: Literal["components", "whole"] = "components"
-    """Binary masks: each connected component is an object, or the whole foreground is one."""
+    """Binary and multiclass masks: each connected component (of a class) is an object, or the
+    whole foreground (of each class) is one."""
     min_object_area: int = 0
     """Objects smaller than this many pixels are dropped (reported)."""
     val_fraction: float = 0.1
     """Seeded validation fraction for mask folders without split lists."""
     test_fraction: float = 0.0
     """Seeded test fraction for mask folders without split lists."""
+    split_seed: int = 0
+    """Seed of that random split; independent of train.seed, so runs with different training
+    seeds (and `samlora eval` over them) share one train/val/test split."""
     include_crowd: bool = False
     """Train on COCO iscrowd objects too (they are always ignore regions in evaluation)."""
     objects_per_image: int = 8
@@ -167,7 +171,8 @@ class TrainConfig:
     patience: int = 0
     """Stop after this many validations without improvement; 0 never stops early."""
     best_metric: Literal["auto", "dice", "iou", "val_loss", "mAP", "cgF1"] = "auto"
-    """Metric that selects best/ (auto: dice for promptable, cgF1 for concept models)."""
+    """Metric that selects best/ (auto: dice for promptable, mAP for concept models: threshold-free and
+    always defined, while cgF1 is NaN without negative pairs)."""
     log_every: int = 10
     """Write the training loss to the log every N optimiser steps."""
     trackers: list[str] = field(default_factory=lambda: ["auto"])
@@ -189,17 +194,17 @@ class LossConfig:
     iou: float = 1.0
     """Weight of the MSE between predicted and actual IoU."""
     focal_alpha: float = 0.25
-    """Focal loss alpha."""
+    """Focal loss alpha (concept models: of the mask focal loss and the focal classification)."""
     focal_gamma: float = 2.0
-    """Focal loss gamma."""
+    """Focal loss gamma (concept models: of the mask focal loss and the focal classification)."""
     boundary_width: int = 3
     """Width in pixels of the band around the true edge that gets extra weight."""
     boundary_weight: float = 5.0
     """Extra weight of pixels in that band."""
     resolution: Literal["low_res", "input", "original"] = "low_res"
     """Where mask losses are computed: the decoder's low-res logits, the model input size, or the original image."""
-    set_class: float = 20.0
-    """Concept models: weight of the classification loss (SAM 3 recipe)."""
+    set_class: float | None = None
+    """Concept models: weight of the classification loss; null: 20 for iabce (SAM 3), 2 for focal (DETR)."""
     set_class_loss: Literal["iabce", "focal"] = "iabce"
     """Concept models: SAM 3's IoU-aware BCE, or DETR-style sigmoid focal classification."""
     set_presence: float = 20.0
@@ -235,7 +240,8 @@ class EvalConfig:
     mask_threshold: float = 0.0
     """Logit threshold that binarises masks."""
     score_threshold: float = 0.5
-    """Concept models: minimum detection score."""
+    """Concept models: score at which an instance counts as predicted, for cgF1 and the prediction
+    counts (SAM 3 uses 0.5); mAP ranks every detection, whatever this is."""
     nms_iou: float = 0.5
     """Concept models: NMS IoU threshold (1 disables)."""
     top_k: int = 100

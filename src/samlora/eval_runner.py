@@ -40,6 +40,28 @@ def pick_device(name: str) -> torch.device:
     return torch.device(name)
 
 
+def dataset_labels(roots: list[str | Path]) -> list[str]:
+    """One unique column name per data root: its folder name, with parent folders added while two
+    roots share a name (``hospA/data``, ``hospB/data``), numbered as a last resort."""
+    paths = [Path(r).resolve() for r in roots]
+    depth = [1] * len(paths)
+    labels = [p.name or str(p) for p in paths]
+    for _ in range(max((len(p.parts) for p in paths), default=1)):
+        clashes = {lab for lab in labels if labels.count(lab) > 1}
+        if not clashes:
+            return labels
+        for i, p in enumerate(paths):
+            if labels[i] in clashes and depth[i] < len(p.parts) - 1:
+                depth[i] += 1
+                labels[i] = "/".join(p.parts[-depth[i] :])
+    seen: dict[str, int] = {}
+    unique = []
+    for lab in labels:
+        seen[lab] = seen.get(lab, 0) + 1
+        unique.append(lab if seen[lab] == 1 else f"{lab}-{seen[lab]}")
+    return unique
+
+
 def run_eval(
     cfg: Config,
     adapters: list[str | Path],
@@ -76,10 +98,9 @@ def run_eval(
         model.to(dev)
         labels.append(label)
     rows = ([BASE] if base else []) + labels
-    columns, splits = [], []
+    columns, splits = dataset_labels(datasets), []
     for root in datasets:
         ds = checked(open_split(root, split, cfg.data.format, **mask_options(cfg)), cfg.train.num_workers)
-        columns.append(Path(root).name or str(root))
         splits.append(PromptableDataset(ds, cfg, train=False))
     results = []
     for row in rows:
@@ -170,10 +191,10 @@ def run_concept_eval(cfg, loaded, adapters, datasets, split, output, base, dev, 
     rows = ([BASE] if base else []) + labels
     loss_fn, post = set_loss_from(cfg), post_from(cfg)
     table: dict[str, dict[str, dict]] = {}
-    for root in datasets:
+    columns = dataset_labels(datasets)
+    for root, column in zip(datasets, columns):
         ds = checked(open_split(root, split, cfg.data.format, **mask_options(cfg)), cfg.train.num_workers)
         dataset = ConceptDataset(ds, cfg, train=False, all_categories=True)
-        column = Path(root).name or str(root)
         for row in rows:
             collector = ConceptCollector(categories=dataset.names)
             with _active(model, row, labels):
@@ -186,7 +207,6 @@ def run_concept_eval(cfg, loaded, adapters, datasets, split, output, base, dev, 
             metrics = concept_metrics(collector.ground_truth(), collector.results, cfg.eval.score_threshold)
             metrics["categories"] = {int(k): v for k, v in dataset.names.items()}
             table.setdefault(row, {})[column] = metrics
-    columns = [Path(r).name or str(r) for r in datasets]
     out = Path(output)
     out.mkdir(parents=True, exist_ok=True)
     (out / "report.json").write_text(

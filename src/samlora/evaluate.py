@@ -214,6 +214,25 @@ def summarize_results(results: list[ObjectResult], models: list[str], datasets: 
     return EvalReport(models, datasets, dict(cells), dict(objects), seeds, dict(per_click), results)
 
 
+def empty_prediction_notes(report: EvalReport) -> list[str]:
+    """Markdown lines: per model and data set, how many objects got an empty predicted mask.
+
+    Their HD95 is undefined (nan) and left out of the HD95 mean, so a model that misses objects
+    entirely must not look better there: the count is shown beside the table.
+    """
+    lines = [
+        "HD95 is undefined for an object whose predicted mask is empty; such objects are left out "
+        "of its mean and counted here:",
+        "",
+    ]
+    for model in report.models:
+        for ds in report.datasets:
+            rs = [r for r in report.results if r.model == model and r.dataset == ds]
+            empty = sum(math.isnan(r.hd95) for r in rs)
+            lines.append(f"- {model} on {ds}: {empty} of {len(rs)} objects with an empty prediction")
+    return lines
+
+
 def write_report(report: EvalReport, out: Path, title: str = "samlora evaluation") -> None:
     """``report.json``, ``report.md``, ``per_image.csv`` and ``per_object.csv`` in ``out``."""
     out.mkdir(parents=True, exist_ok=True)
@@ -235,6 +254,7 @@ def write_report(report: EvalReport, out: Path, title: str = "samlora evaluation
     ]
     for metric in ("iou", "boundary_f1", "hd95"):
         md += ["", f"## {metric}", "", report.table(metric).split("\n| adapters")[0]]
+    md += ["", *empty_prediction_notes(report)]
     (out / "report.md").write_text("\n".join(md) + "\n")
     with (out / "per_object.csv").open("w", newline="") as f:
         writer = csv.writer(f)

@@ -217,7 +217,7 @@ def hd95(
     Empty masks: if either mask is empty the distance is undefined and ``nan`` is
     returned (both empty included). :func:`mean_ci` and :func:`summarize` leave
     nan out of the mean and report how many there were, so report them beside
-    the mean rather than averaging a made-up penalty in.
+    the mean rather than averaging a made-up penalty in (the eval report lists the counts).
     """
     if reduction not in ("pooled", "max"):
         raise ValueError(f"reduction must be 'pooled' or 'max', got {reduction!r}")

@@ -181,7 +181,7 @@ def open_split(root: Path | str, split: str, format: str = "auto", **mask_option
     if source is None:
         raise DataError(
             f"{root} has no '{split}' split; splits found: {', '.join(splits) or 'none'} (folder holds: "
-            f"{_contents(root)}). Fix: set the split name (e.g. --data.train_split) to one of them"
+            f"{_contents(root)}). Fix: name one of them (train: --data.train_split / --data.valid_split; eval and data check: --split)"
         )
     return _open(root, source, split, mask_options)
 

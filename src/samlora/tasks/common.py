@@ -23,7 +23,7 @@ def mask_options(cfg: Config) -> dict[str, object]:
         "min_object_area": d.min_object_area,
         "val_fraction": d.val_fraction,
         "test_fraction": d.test_fraction,
-        "seed": cfg.train.seed,
+        "seed": d.split_seed,
     }
 
 
