@@ -87,6 +87,8 @@ class Preprocessing:
     def images(self, images: list[torch.Tensor], device: torch.device | str | None = None) -> torch.Tensor:
         """Resize, normalise and pad a list of uint8 ``3 x H_i x W_i`` images.
 
+        Images of the same size are stacked and resized in one batched call on ``device``.
+
         Returns:
             ``B x 3 x S x S`` float32 pixel values on ``device`` (default: the
             first image's device). Padding is zero after normalisation.
@@ -94,29 +96,33 @@ class Preprocessing:
         device = device if device is not None else images[0].device
         size = self.image_size
         out = torch.zeros(len(images), 3, size, size, device=device, dtype=torch.float32)
-        mean = torch.tensor(self.mean, device=device).view(3, 1, 1) * 255.0
-        std = torch.tensor(self.std, device=device).view(3, 1, 1) * 255.0
+        mean = torch.tensor(self.mean, device=device).view(1, 3, 1, 1) * 255.0
+        std = torch.tensor(self.std, device=device).view(1, 3, 1, 1) * 255.0
+        groups: dict[tuple[int, int], list[int]] = {}
         for i, image in enumerate(images):
-            geom = self.geometry(int(image.shape[-2]), int(image.shape[-1]))
-            resized = self._resize(image.to(device, non_blocking=True), geom)
-            out[i, :, : geom.resized_h, : geom.resized_w] = (resized - mean) / std
+            groups.setdefault((int(image.shape[-2]), int(image.shape[-1])), []).append(i)
+        for (height, width), members in groups.items():
+            geom = self.geometry(height, width)
+            batch = torch.stack([images[i] for i in members]).to(device, non_blocking=True)
+            resized = self._resize(batch, geom)
+            out[members, :, : geom.resized_h, : geom.resized_w] = (resized - mean) / std
         return out
 
     @staticmethod
-    def _resize(image: torch.Tensor, geom: Geometry) -> torch.Tensor:
-        """Bilinear (antialiased when shrinking) resize of one ``3 x H x W`` image."""
-        image = image.unsqueeze(0).float()
-        if (geom.resized_h, geom.resized_w) == tuple(image.shape[-2:]):
-            return image[0]
-        shrinking = geom.resized_h < image.shape[-2] or geom.resized_w < image.shape[-1]
+    def _resize(images: torch.Tensor, geom: Geometry) -> torch.Tensor:
+        """Bilinear (antialiased when shrinking) resize of ``N x 3 x H x W`` images to float32."""
+        images = images.float()
+        if (geom.resized_h, geom.resized_w) == tuple(images.shape[-2:]):
+            return images
+        shrinking = geom.resized_h < images.shape[-2] or geom.resized_w < images.shape[-1]
         out = F.interpolate(
-            image,
+            images,
             size=(geom.resized_h, geom.resized_w),
             mode="bilinear",
             align_corners=False,
             antialias=shrinking,
         )
-        return out[0].clamp_(0, 255)
+        return out.clamp_(0, 255)
 
     def coords(self, xy: torch.Tensor, geom: Geometry) -> torch.Tensor:
         """Map ``... x 2`` (or ``... x 4`` boxes) original pixel coordinates into the input frame."""
