@@ -12,7 +12,7 @@ import torch
 from samlora.cli import main
 from samlora.config import config_from_dict
 from samlora.data.synthetic import write_mask_dataset
-from samlora.errors import DataError
+from samlora.errors import ConfigError, DataError
 from samlora.train.log import read_log
 from samlora.train.trainer import Trainer, TrainingError, train
 
@@ -301,3 +301,82 @@ def test_gradient_checkpointing_gives_the_same_training(
         )
     )
     assert train_losses(ckpt.run_dir) == pytest.approx(train_losses(plain.run_dir), rel=1e-4)
+
+
+def cli_args(model: Path, data_root: Path, out: Path, *extra: str) -> list[str]:
+    return [
+        "train", "--model.name", str(model), "--data.root", str(data_root), "--output.dir", str(out),
+        "--train.max_steps", "1", "--train.batch_size", "2", "--train.num_workers", "0",
+        "--train.trackers", "[none]", *extra,
+    ]  # fmt: skip
+
+
+def test_a_failed_start_leaves_nothing_and_the_retry_runs(
+    tiny_dirs: dict[str, Path], data: Path, tmp_path: Path, capsys
+) -> None:
+    out = tmp_path / "run"
+    assert main(cli_args(tiny_dirs["sam"], tmp_path / "no_such_data", out)) == 2
+    assert not (out / "config.yaml").exists()
+    assert main(cli_args(tiny_dirs["sam"], data, out)) == 0  # the retry is not refused as "a run"
+    assert (out / "state" / "trainer_state.json").is_file()
+    # a folder with only a config.yaml (a start that failed) holds no run either
+    (tmp_path / "failed").mkdir()
+    (tmp_path / "failed" / "config.yaml").write_text((out / "config.yaml").read_text())
+    assert main(cli_args(tiny_dirs["sam"], data, tmp_path / "failed")) == 0
+    capsys.readouterr()
+    assert main(cli_args(tiny_dirs["sam"], data, out)) == 2  # a real run is still protected
+    assert "--resume" in capsys.readouterr().err
+
+
+def test_overwrite_removes_the_old_run(
+    tiny_dirs: dict[str, Path], data: Path, tmp_path: Path, monkeypatch, capsys
+) -> None:
+    from samlora.tasks.promptable_task import PromptableTask
+
+    out = tmp_path / "run"
+    assert main(cli_args(tiny_dirs["sam"], data, out, "--train.eval_every", "1")) == 0
+    assert {"state", "last", "best", "metrics.jsonl", "loss_curve.png"} <= {p.name for p in out.iterdir()}
+
+    def killed(self, *args):
+        raise KeyboardInterrupt  # the new run dies before its first checkpoint
+
+    monkeypatch.setattr(PromptableTask, "train_loss", killed)
+    new = cli_args(tiny_dirs["sam"], data, out, "--output.overwrite", "true", "--lora.rank", "4")
+    assert main(new) == 130
+    assert {p.name for p in out.iterdir()} == {"config.yaml"}  # the old run's state, weights, log are gone
+    assert "rank: 4" in (out / "config.yaml").read_text()
+    capsys.readouterr()
+    assert main(["train", "--resume", str(out)]) == 2  # nothing of the old run to continue by mistake
+    assert "no resumable state" in capsys.readouterr().err
+
+
+def test_best_metric_of_another_task_is_a_config_error(
+    tiny_dirs: dict[str, Path], data: Path, tmp_path: Path, capsys
+) -> None:
+    out = tmp_path / "run"
+    assert main(cli_args(tiny_dirs["sam"], data, out, "--train.best_metric", "mAP")) == 2
+    err = capsys.readouterr().err
+    assert "train.best_metric 'mAP'" in err and "dice, iou or val_loss" in err
+    assert not out.exists() or not list(out.iterdir())
+
+
+def test_fp16_on_cpu_is_refused(tiny_dirs: dict[str, Path], data: Path, tmp_path: Path, capsys) -> None:
+    args = cli_args(
+        tiny_dirs["sam"], data, tmp_path / "run", "--train.precision", "fp16", "--train.device", "cpu"
+    )
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert "train.precision is fp16" in err and "bf16" in err
+    assert not (tmp_path / "run").exists() or not list((tmp_path / "run").iterdir())
+
+
+@pytest.mark.parametrize(("tracker", "package"), [("wandb", "wandb"), ("mlflow", "mlflow")])
+def test_a_tracker_that_is_not_installed_is_an_error(
+    tiny_dirs: dict[str, Path], data: Path, tmp_path: Path, monkeypatch, tracker: str, package: str
+) -> None:
+    import samlora.train.trainer as trainer
+
+    monkeypatch.setattr(trainer, "_installed", lambda module: module != package)
+    with pytest.raises(ConfigError, match=f"pip install {package}"):
+        train(cfg_for(tiny_dirs["sam"], data, tmp_path / "run", train={"trackers": [tracker]}))
+    assert not (tmp_path / "run").exists()  # refused before anything was written

@@ -7,6 +7,7 @@ from accelerate import Accelerator
 from torch import nn
 
 from ..config import Config
+from ..errors import ConfigError
 from ..models.loading import LoadedModel
 from ..train.loop import make_loader, shard_indices
 from .common import open_training_splits
@@ -52,8 +53,11 @@ class PromptableTask:
         if name == "auto":
             return "dice"
         if name not in ("dice", "iou", "val_loss"):
-            raise ValueError(
-                f"train.best_metric '{name}' is not computed for promptable models; use dice, iou or val_loss"
+            raise ConfigError(
+                [
+                    f"train.best_metric '{name}' is not computed for promptable models; "
+                    "use auto (dice), dice, iou or val_loss"
+                ]
             )
         return "loss" if name == "val_loss" else name
 

@@ -9,9 +9,11 @@ uninterrupted one exactly.
 
 from __future__ import annotations
 
+import importlib.util
 import logging
 import math
 import os
+import shutil
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,7 +27,7 @@ from accelerate.utils import DistributedDataParallelKwargs, set_seed
 from ..adapters import adapter_metadata, load_adapter, save_adapter, save_model_folder
 from ..config import Config, load_config, save_config
 from ..data.prompts import seed_for
-from ..errors import SamloraError
+from ..errors import ConfigError, SamloraError
 from ..lora import apply_lora, format_report, parameter_report
 from ..models.loading import enable_activation_checkpointing, load_model
 from ..tasks import make_task
@@ -55,16 +57,50 @@ class TrainResult:
     is_main_process: bool = True
 
 
+# the package each tracker of train.trackers needs (pip name, import name); config validation
+# allows only these, auto and none
+TRACKER_PACKAGES = {
+    "tensorboard": ("tensorboard", "tensorboard"),
+    "wandb": ("wandb", "wandb"),
+    "mlflow": ("mlflow", "mlflow"),
+}
+# what a run writes into output.dir; all of it goes when a new run replaces an old one
+RUN_ARTEFACTS = ("state", "last", "best", "config.yaml", "metrics.jsonl", "loss_curve.png", "samlora")
+
+
+def _installed(module: str) -> bool:
+    return importlib.util.find_spec(module) is not None
+
+
 def _trackers(names: list[str]) -> list[str]:
+    """accelerate tracker names for ``train.trackers``; a named tracker must be installed."""
     if "none" in names:
         return []
-    if "auto" in names:
-        try:
-            import tensorboard  # noqa: F401
-        except ImportError:
-            return [n for n in names if n != "auto"]
-        return sorted({"tensorboard", *[n for n in names if n != "auto"]})
-    return list(names)
+    named = [n for n in names if n != "auto"]
+    problems = []
+    for name in named:
+        pip_name, module = TRACKER_PACKAGES.get(name, (name, name))
+        if not _installed(module):
+            problems.append(
+                f"train.trackers names '{name}' but it is not installed; `pip install {pip_name}`, "
+                "or drop it from train.trackers"
+            )
+    if problems:
+        raise ConfigError(problems)
+    if "auto" in names and _installed("tensorboard"):
+        return sorted({"tensorboard", *named})
+    return named
+
+
+def holds_run(folder: Path) -> bool:
+    """Whether ``folder`` holds a run that training would lose: resume state or saved weights.
+
+    A folder where a run failed at start-up (only ``config.yaml``) holds none.
+    """
+    folder = Path(folder)
+    return (folder / STATE_DIR / "trainer_state.json").is_file() or any(
+        (folder / name).is_dir() for name in ("last", "best")
+    )
 
 
 class Trainer:
@@ -93,6 +129,7 @@ class Trainer:
         self.full = not cfg.lora.components
         tr = cfg.train
         device = tr.device
+        trackers = _trackers(tr.trackers)
         if not torch.distributed.is_initialized() and int(os.environ.get("WORLD_SIZE", "1")) == 1:
             # a fresh state per run in one process (e.g. the demo's seeds, tests): accelerate keeps singletons
             AcceleratorState._reset_state(reset_partial_state=True)
@@ -101,7 +138,7 @@ class Trainer:
             mixed_precision=tr.precision,
             gradient_accumulation_steps=tr.grad_accum,
             cpu=device == "cpu" or (device == "auto" and not torch.cuda.is_available() and not _mps()),
-            log_with=_trackers(tr.trackers) or None,
+            log_with=trackers or None,
             project_dir=str(self.run_dir),
             kwargs_handlers=[DistributedDataParallelKwargs(find_unused_parameters=True)],
         )
@@ -109,22 +146,48 @@ class Trainer:
             raise TrainingError(
                 "train.device is cuda but no CUDA GPU is visible; use train.device auto or cpu"
             )
+        if tr.precision == "fp16" and self.accelerator.device.type == "cpu":
+            # accelerate would silently run float32 on the CPU
+            raise ConfigError(
+                [
+                    "train.precision is fp16 but training runs on the CPU, where fp16 autocast is not "
+                    "available; use train.precision bf16 (works on CPU) or no, or train on a GPU"
+                ]
+            )
 
     # ------------------------------------------------------------------ set-up
 
+    def _check_output(self) -> None:
+        """Refuse (before anything is loaded or written) to start a new run over an existing one."""
+        if not self.resuming and holds_run(self.run_dir) and not self.cfg.output.overwrite:
+            raise TrainingError(
+                f"output.dir {self.run_dir} already holds a run; continue it with "
+                f"`samlora train --resume {self.run_dir}`, choose another --output.dir, or pass --output.overwrite true"
+            )
+
     def _prepare_output(self) -> None:
+        """Once start-up succeeded: remove an old run's artefacts and write the resolved config."""
         acc = self.accelerator
         if not self.resuming and acc.is_main_process:
-            if (self.run_dir / "config.yaml").exists() and not self.cfg.output.overwrite:
-                raise TrainingError(
-                    f"output.dir {self.run_dir} already holds a run; continue it with "
-                    f"`samlora train --resume {self.run_dir}`, choose another --output.dir, or pass --output.overwrite true"
-                )
             self.run_dir.mkdir(parents=True, exist_ok=True)
-            for stale in ("metrics.jsonl",):
-                (self.run_dir / stale).unlink(missing_ok=True)
-            save_config(self.cfg, self.run_dir / "config.yaml")
+            for name in RUN_ARTEFACTS:
+                path = self.run_dir / name
+                if path.is_dir():
+                    shutil.rmtree(path)
+                else:
+                    path.unlink(missing_ok=True)
+            for leftover in self.run_dir.glob(".*.tmp-*"):  # folders of a save that was cut short
+                shutil.rmtree(leftover, ignore_errors=True)
+            tmp = self.run_dir / f".config.yaml.tmp-{os.getpid()}"
+            save_config(self.cfg, tmp)
+            os.replace(tmp, self.run_dir / "config.yaml")
         acc.wait_for_everyone()
+
+    def _best_metric(self, task) -> str:
+        try:
+            return task.best_metric(self.cfg.train.best_metric)
+        except ValueError as err:
+            raise ConfigError([str(err)]) from err
 
     def _build_model(self) -> None:
         cfg, acc = self.cfg, self.accelerator
@@ -172,9 +235,10 @@ class Trainer:
         """Train, validate, checkpoint; return where the adapters are."""
         cfg, acc = self.cfg, self.accelerator
         tr = cfg.train
-        self._prepare_output()
+        self._check_output()
         self._build_model()
         task = make_task(self.loaded, cfg)
+        best_metric = self._best_metric(task)
         train_set, valid_set = task.datasets()
         available = batches_per_epoch(len(train_set), acc.num_processes, tr.batch_size)
         if available < tr.grad_accum:
@@ -183,6 +247,7 @@ class Trainer:
                 f"{tr.batch_size} per process; lower train.grad_accum or train.batch_size"
             )
         # accumulation never spans two epochs: an epoch ends on an optimiser step
+        self._prepare_output()  # start-up succeeded: from here on the folder holds this run
         steps_per_epoch = available // tr.grad_accum
         per_epoch = steps_per_epoch * tr.grad_accum
         total_steps = tr.max_steps or tr.epochs * steps_per_epoch
@@ -192,7 +257,6 @@ class Trainer:
         scheduler = make_scheduler(optimizer, total_steps, tr.warmup_steps, tr.schedule)
         module, optimizer = acc.prepare(module, optimizer)
         metrics_log = MetricsLog(self.run_dir, enabled=acc.is_main_process)
-        best_metric = task.best_metric(tr.best_metric)
         counters = {"step": 0, "epoch": 0, "batch": 0, "best": None, "bad_validations": 0, "images": 0}
         if self.resuming:
             counters = load_state(self.run_dir, optimizer, scheduler)
