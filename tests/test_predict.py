@@ -77,15 +77,19 @@ def test_text_prompts_on_concept_model(tiny_dirs: dict[str, Path], image: np.nda
     out = predictor.predict(
         image, text=["square", "disc"], post=PostProcess(threshold=0.0, nms_iou=1.0, top_k=5)
     )
-    assert 0 < len(out) <= 5 and out.masks.shape[1:] == (45, 70)
+    assert len(out) > 0 and out.masks.shape[1:] == (45, 70)
     assert set(out.labels) <= {"square", "disc"}
+    assert (
+        max(out.labels.count("square"), out.labels.count("disc")) <= 5
+    )  # top-k per (image, prompt), like eval
+    assert out.masks.reshape(len(out), -1).any(1).all()  # no empty mask is a detection
 
 
 def test_text_prompt_to_promptable_model_names_prompt_types(
     tiny_dirs: dict[str, Path], image: np.ndarray
 ) -> None:
     predictor = Predictor(str(tiny_dirs["sam"]), device="cpu")
-    with pytest.raises(PromptError, match="box, points, mask"):
+    with pytest.raises(PromptError, match="takes box, points prompts"):
         predictor.predict(image, text=["crack"])
 
 
@@ -166,33 +170,42 @@ def test_cli_predict_folder_writes_outputs(
     assert scores == pytest.approx(sorted(api.scores.tolist()), abs=1e-5)
 
 
+def _results_by_image(out: Path) -> dict[str, list[dict]]:
+    """COCO results of a predict run keyed by image file name."""
+    images = json.loads((out / "images.json").read_text())["images"]
+    results = json.loads((out / "predictions.json").read_text())
+    return {Path(i["file_name"]).name: [r for r in results if r["image_id"] == i["id"]] for i in images}
+
+
+def _kept(pred) -> list[float]:
+    """Scores of a prediction's non-empty masks (what the CLI writes), sorted."""
+    return sorted(float(s) for m, s in zip(pred.masks, pred.scores) if m.any())
+
+
 def test_cli_points_and_prompt_file(tiny_dirs: dict[str, Path], folder: Path, tmp_path: Path) -> None:
+    objects = [[[10, 10], [30, 20]], [[40, 30], [5, 5]]]  # two point-prompted objects on one image
     prompts = tmp_path / "prompts.json"
-    prompts.write_text(
-        json.dumps(
-            {
-                "p0.png": {"boxes": [[1, 1, 20, 20]]},
-                "p1.png": {"points": [[10, 10], [30, 20]], "labels": [1, 0]},
-            }
-        )
-    )
+    prompts.write_text(json.dumps({"p0.png": {"boxes": [[1, 1, 20, 20]]},
+                                   "p1.png": {"points": objects, "labels": [[1, 0], [1, 1]]}}))  # fmt: skip
     out = tmp_path / "pred"
-    code = main(
-        [
-            "predict",
-            str(folder / "p1.png"),
-            "--model",
-            str(tiny_dirs["sam"]),
-            "--prompts",
-            str(prompts),
-            "--output",
-            str(out),
-        ]
-    )
-    assert code == 0 and (out / "masks" / "p1_0.png").is_file()
+    code = main(["predict", str(folder), "--model", str(tiny_dirs["sam"]), "--prompts", str(prompts),
+                 "--output", str(out), "--device", "cpu"])  # fmt: skip
+    assert code == 0
+    api = Predictor(str(tiny_dirs["sam"]), device="cpu")
+    p1 = api.predict(np.asarray(Image.open(folder / "p1.png")), points=objects, point_labels=[[1, 0], [1, 1]])
+    p0 = api.predict(np.asarray(Image.open(folder / "p0.png")), boxes=[[1, 1, 20, 20]])
+    written = _results_by_image(out)
+    assert set(written) == {"p0.png", "p1.png"}  # p2 is not in the file: skipped, reported
+    assert sorted(r["score"] for r in written["p1.png"]) == pytest.approx(_kept(p1), abs=1e-5)
+    assert sorted(r["score"] for r in written["p0.png"]) == pytest.approx(_kept(p0), abs=1e-5)
+    out2 = tmp_path / "pred2"
     code = main(["predict", str(folder / "p2.png"), "--model", str(tiny_dirs["sam"]), "--point", "10", "10", "--point", "30", "20",
-                 "--label", "1", "--label", "0", "--output", str(out)])  # fmt: skip
-    assert code == 0 and (out / "masks" / "p2_0.png").is_file()
+                 "--label", "1", "--label", "0", "--output", str(out2)])  # fmt: skip
+    p2 = api.predict(
+        np.asarray(Image.open(folder / "p2.png")), points=[[10, 10], [30, 20]], point_labels=[1, 0]
+    )
+    assert code == 0
+    assert [r["score"] for r in _results_by_image(out2)["p2.png"]] == pytest.approx(_kept(p2), abs=1e-5)
 
 
 def test_cli_text_prompts_return_instances_per_prompt(

@@ -14,12 +14,13 @@ from __future__ import annotations
 
 import logging
 from contextlib import nullcontext
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
 import peft
 import torch
+import torch.nn.functional as F
 
 from .adapters import load_adapter, merge_to_base, read_adapter, use_adapter
 from .errors import PromptError, SamloraError
@@ -32,6 +33,7 @@ from .tasks.promptable import best_candidate
 
 log = logging.getLogger(__name__)
 VANILLA = "vanilla"
+PRECISIONS = ("no", "fp32", "bf16", "fp16")
 
 
 @dataclass
@@ -43,19 +45,41 @@ class Prediction:
         scores: ``K`` (predicted IoU for box/point prompts, detection score for text).
         boxes: ``K x 4`` XYXY pixels of the original image.
         labels: ``K`` text prompt of each instance (concept models) or ``None``.
+        prompt_index: ``K`` index of the prompt each instance answers (box,
+            point set or text); with post-processing some prompts may have none.
+
+    Arrays are numpy, or torch tensors when the image was a torch tensor.
     """
 
     masks: np.ndarray
     scores: np.ndarray
     boxes: np.ndarray
     labels: list[str] | None = None
+    prompt_index: np.ndarray | None = None
 
     def __len__(self) -> int:
         return int(self.masks.shape[0])
 
+    def as_torch(self) -> Prediction:
+        """The same prediction with ``masks``, ``scores``, ``boxes`` and ``prompt_index`` as CPU tensors."""
+        convert = lambda a: None if a is None else torch.as_tensor(a)  # noqa: E731
+        return Prediction(
+            convert(self.masks),
+            convert(self.scores),
+            convert(self.boxes),
+            self.labels,
+            convert(self.prompt_index),
+        )
+
 
 def as_image(image: object) -> torch.Tensor:
-    """``3 x H x W`` uint8 tensor from a numpy ``H x W x 3``/``H x W`` array, a tensor, a PIL image or a path."""
+    """``3 x H x W`` uint8 tensor from an image.
+
+    Accepts a path, a PIL image, or a uint8 numpy array / torch tensor shaped
+    ``H x W`` (grey), ``H x W x C`` or (torch only) ``C x H x W`` with ``C`` 1
+    (grey), 3 (RGB) or 4 (RGBA, alpha dropped). Float images are refused for
+    numpy and torch alike: scale them to 0..255 and cast to uint8 first.
+    """
     if isinstance(image, (str, Path)):
         from .data.images import load_image
 
@@ -63,19 +87,35 @@ def as_image(image: object) -> torch.Tensor:
     if hasattr(image, "convert") and not isinstance(image, (np.ndarray, torch.Tensor)):
         image = np.asarray(image.convert("RGB"))
     if isinstance(image, np.ndarray):
-        if image.ndim == 2:
-            image = np.repeat(image[..., None], 3, axis=2)
         if image.dtype != np.uint8:
-            raise PromptError(f"images must be uint8 (got {image.dtype}); scale them to 0..255 first")
-        return torch.from_numpy(np.require(image[..., :3], requirements=["C", "W"])).permute(2, 0, 1)
-    if isinstance(image, torch.Tensor):
-        if image.ndim == 3 and image.shape[0] in (1, 3):
-            return image.expand(3, -1, -1).to(torch.uint8) if image.shape[0] == 1 else image.to(torch.uint8)
-        if image.ndim == 3 and image.shape[-1] == 3:
-            return image.permute(2, 0, 1).to(torch.uint8)
-    raise PromptError(
-        f"cannot read an image from {type(image).__name__}; pass an H x W x 3 uint8 array, a tensor or a path"
-    )
+            raise PromptError(f"images must be uint8 (got numpy {image.dtype}); scale them to 0..255 first")
+        image = torch.from_numpy(np.require(image, requirements=["C", "W"]))
+    if not isinstance(image, torch.Tensor):
+        raise PromptError(
+            f"cannot read an image from {type(image).__name__}; pass an H x W x 3 uint8 array, a tensor or a path"
+        )
+    if image.dtype != torch.uint8:
+        raise PromptError(
+            f"images must be uint8 (got torch {image.dtype}); a 0..1 float image needs "
+            "(image * 255).round().to(torch.uint8) first"
+        )
+    if image.ndim == 2:
+        image = image[..., None]
+    if image.ndim == 3 and image.shape[-1] not in (1, 3, 4) and image.shape[0] in (1, 3, 4):
+        image = image.permute(1, 2, 0)  # C x H x W -> H x W x C
+    if image.ndim != 3 or image.shape[-1] not in (1, 3, 4):
+        raise PromptError(
+            f"cannot read an image of shape {tuple(image.shape)}; pass H x W, H x W x 3 (or x 4) or 3 x H x W"
+        )
+    return image[..., :3].expand(-1, -1, 3).permute(2, 0, 1).contiguous()
+
+
+def resolve_adapter(folder: str | Path) -> Path:
+    """An adapter folder, or a training run folder whose ``best/`` holds the adapter."""
+    folder = Path(folder)
+    if not (folder / "adapter_config.json").is_file() and (folder / "best" / "adapter_config.json").is_file():
+        return folder / "best"
+    return folder
 
 
 class Predictor:
@@ -83,11 +123,18 @@ class Predictor:
 
     Args:
         model: hub id, local folder, preset, or an already loaded model.
-        adapters: adapter folders; a list names them by folder, a dict by key.
+        adapters: adapter folders (or run folders, whose ``best/`` is used); a
+            list names them by folder, a dict by key.
         device: ``auto``, ``cpu``, ``cuda``, ``mps``.
-        precision: autocast ``no``, ``bf16`` or ``fp16``.
+        precision: ``no`` (or ``fp32``: full precision), ``bf16`` or ``fp16`` autocast.
         merge: with exactly one adapter, merge it into the weights (fastest;
-            switching is then impossible).
+            switching adapters or running vanilla is then refused).
+        resolution: working resolution: images whose longest side exceeds it
+            are shrunk before encoding (0: never). Prompts and outputs stay in
+            pixels of the original image.
+
+    Outputs follow the image: a torch image gives torch tensors (on the CPU),
+    anything else numpy arrays.
     """
 
     def __init__(
@@ -97,7 +144,10 @@ class Predictor:
         device: str = "auto",
         precision: str = "no",
         merge: bool = False,
+        resolution: int = 0,
     ):
+        if precision not in PRECISIONS:
+            raise SamloraError(f"precision '{precision}' is not one of {', '.join(PRECISIONS)}")
         if isinstance(adapters, (str, Path)):
             adapters = [adapters]
         if isinstance(adapters, list):
@@ -106,9 +156,10 @@ class Predictor:
                 name = _adapter_name(folder, i)
                 named[name if name not in named else f"{name}-{i}"] = folder
             adapters = named
-        adapters = adapters or {}
+        adapters = {name: resolve_adapter(folder) for name, folder in (adapters or {}).items()}
         self.device = pick_device(device)
-        self.precision = precision
+        self.precision = "no" if precision == "fp32" else precision
+        self.resolution = int(resolution or 0)
         if model is None:
             if not adapters:
                 raise SamloraError("give a model, or adapters that record their base model")
@@ -122,6 +173,7 @@ class Predictor:
             if len(adapters) != 1:
                 raise SamloraError(f"merge needs exactly one adapter, got {len(adapters)}")
             self.model = merge_to_base(self.model)
+        self.merged = bool(merge)
         self.model.to(self.device).eval()
         self.adapter_names = list(adapters)
         self.active = self.adapter_names[0] if self.adapter_names else VANILLA
@@ -129,6 +181,12 @@ class Predictor:
         self._sizes: list[tuple[int, int]] = []
         self._size: tuple[int, int] | None = None
         self._index = 0
+        self._torch = False
+
+    @property
+    def prompt_types(self) -> list[str]:
+        """Prompt kinds :meth:`predict` takes for this model (``box``, ``points``, ``text``)."""
+        return [t for t in self.loaded.spec.prompt_types if t in ("box", "points", "text")]
 
     # ------------------------------------------------------------------ adapters
 
@@ -136,6 +194,11 @@ class Predictor:
         """Activate adapter ``name``, or ``"vanilla"`` for the base model (adapters disabled)."""
         if name != VANILLA and name not in self.adapter_names:
             raise SamloraError(f"no adapter named '{name}'; loaded: {self.adapter_names + [VANILLA]}")
+        if self.merged and name != self.active:
+            raise SamloraError(
+                f"adapter '{self.active}' is merged into the weights (merge=True), so '{name}' cannot be "
+                "used; build a Predictor without merge=True to switch adapters or run vanilla"
+            )
         if name != VANILLA and isinstance(self.model, peft.PeftModel):
             use_adapter(self.model, name)
         self.active = name
@@ -156,9 +219,13 @@ class Predictor:
     @torch.no_grad()
     def set_images(self, images: list[object]) -> None:
         """Encode several images in one forward pass; select one with :meth:`select` (the first is selected)."""
+        if not images:
+            raise PromptError("set_images needs at least one image")
         pixels = [as_image(image) for image in images]
+        self._torch = isinstance(images[0], torch.Tensor)
         self._sizes = [(int(p.shape[1]), int(p.shape[2])) for p in pixels]
-        batch = self.loaded.preprocessing.images([p.to(self.device) for p in pixels], self.device)
+        work = [_shrink(p.to(self.device), self.resolution) for p in pixels]
+        batch = self.loaded.preprocessing.images(work, self.device)
         with self._context(), autocast_for(self.device, self.precision):
             if self.loaded.spec.task == "concept":
                 from .models.concept import encode_images
@@ -170,11 +237,19 @@ class Predictor:
 
     def select(self, index: int) -> None:
         """Make image ``index`` of the last :meth:`set_images` batch the one prompts refer to."""
+        if not 0 <= index < len(self._sizes):
+            raise SamloraError(
+                f"image index {index} is out of range: the last set_images call had {len(self._sizes)} image(s)"
+            )
         self._index = index
         self._size = self._sizes[index]
 
     def predict_batch(self, images: list[object], prompts: list[dict]) -> list[Prediction]:
         """Encode ``images`` together, then decode each image's prompts (``predict`` keyword arguments)."""
+        if len(prompts) != len(images):
+            raise PromptError(
+                f"predict_batch got {len(images)} images but {len(prompts)} prompt dicts; give one per image"
+            )
         self.set_images(images)
         out = []
         for index, kwargs in enumerate(prompts):
@@ -197,52 +272,76 @@ class Predictor:
 
         Args:
             boxes: ``N x 4`` XYXY pixels: one mask per box.
-            points: ``P x 2`` (one object) or ``N x P x 2`` XY pixels.
+            points: ``P x 2`` (one object) or ``N x P x 2`` XY pixels (one set per object).
             point_labels: ``P`` / ``N x P``: 1 foreground, 0 background (default 1).
             text: concept prompts (SAM 3): every instance of each.
             multimask: for single-point prompts, pick the best of 3 candidates
                 (default: on for one point, off otherwise).
-            post: post-processing of text-prompt instances.
+            post: post-processing. Text prompts: threshold, NMS, merge and
+                top-k per prompt, min-area, hole filling (default
+                ``PostProcess()``). Box/point prompts, where each prompt is one
+                requested object: threshold (on the predicted IoU) and min-area
+                drop, hole filling applies, NMS/merge/top-k do not; without
+                ``post`` every prompt gets its mask. ``prompt_index`` tells
+                which prompt each kept mask answers.
         """
         if image is not None:
             self.set_image(image)
         if self._embedding is None:
             raise SamloraError("call set_image(image) (or pass image=...) before predict")
         if text is not None:
-            return self._predict_text(
-                [text] if isinstance(text, str) else list(text), boxes, post or PostProcess()
-            )
-        if self.loaded.spec.task == "concept":
+            texts = [text] if isinstance(text, str) else list(text)
+            if not texts:
+                raise PromptError("text=[] holds no prompt; give at least one, e.g. text=['crack']")
+            if boxes is not None or points is not None:
+                raise PromptError(
+                    "text prompts cannot be combined with boxes or points; pass one kind per call"
+                )
+            pred = self._predict_text(texts, post or PostProcess())
+        elif self.loaded.spec.task == "concept":
             raise PromptError(
                 "this concept model needs text prompts (text=[...]); it segments every instance of a concept"
             )
-        return self._predict_prompts(boxes, points, point_labels, multimask)
+        else:
+            pred = self._predict_prompts(boxes, points, point_labels, multimask, post)
+        return pred.as_torch() if self._torch else pred
 
-    def _predict_prompts(self, boxes, points, point_labels, multimask) -> Prediction:
+    def _predict_prompts(
+        self, boxes, points, point_labels, multimask, post: PostProcess | None
+    ) -> Prediction:
         pre, spec = self.loaded.preprocessing, self.loaded.spec
         height, width = self._size
         geom = pre.geometry(height, width)
         box_t = pt_t = lab_t = None
         n = 0
         if boxes is not None:
-            box_t = torch.as_tensor(np.asarray(boxes, dtype=np.float32)).reshape(-1, 4)
-            box_t = clip_boxes(box_t, height, width)
+            box_t = _as_float(boxes, "boxes")
+            if box_t.numel() % 4 or (box_t.ndim > 1 and box_t.shape[-1] != 4) or box_t.ndim > 2:
+                raise PromptError(f"boxes must be N x 4 XYXY pixels, got shape {tuple(box_t.shape)}")
+            box_t = clip_boxes(box_t.reshape(-1, 4), height, width)
             n = box_t.shape[0]
             box_t = pre.coords(box_t.to(self.device), geom)
         if points is not None:
-            pts = torch.as_tensor(np.asarray(points, dtype=np.float32))
+            pts = _as_float(points, "points")
             pts = pts[None] if pts.ndim == 2 else pts
-            labels = (
-                torch.ones(pts.shape[:2], dtype=torch.int64)
-                if point_labels is None
-                else torch.as_tensor(np.asarray(point_labels)).reshape(pts.shape[:2]).long()
-            )
+            if pts.ndim != 3 or pts.shape[-1] != 2 or pts.shape[1] == 0:
+                raise PromptError(
+                    f"points must be P x 2 or N x P x 2 XY pixels, got shape {tuple(pts.shape)}"
+                )
+            labels = torch.ones(pts.shape[:2], dtype=torch.int64)
+            if point_labels is not None:
+                given = torch.as_tensor(np.asarray(_cpu(point_labels)))
+                if given.numel() != labels.numel():
+                    raise PromptError(
+                        f"point_labels has {given.numel()} values for {labels.numel()} points; give one per point"
+                    )
+                labels = given.reshape(pts.shape[:2]).long()
             if n and pts.shape[0] != n:
                 raise PromptError(f"got {n} boxes but {pts.shape[0]} point sets; give one point set per box")
             n = pts.shape[0]
             pt_t, lab_t = pre.coords(pts.to(self.device), geom), labels.to(self.device)
         if n == 0:
-            raise PromptError(f"no prompt given; {spec.name} takes {', '.join(spec.prompt_types)} prompts")
+            raise PromptError(f"no prompt given; {spec.name} takes {', '.join(self.prompt_types)} prompts")
         single_point = pt_t is not None and box_t is None and pt_t.shape[1] == 1
         multimask = single_point if multimask is None else multimask
         index = torch.full((n,), self._index, dtype=torch.long, device=self.device)
@@ -253,35 +352,73 @@ class Predictor:
             )
         low = best_candidate(out).float()
         scores = out.iou.float().max(dim=1).values
-        masks = pre.logits_to_original(low, geom) > 0
+        masks = (pre.logits_to_original(low, geom) > 0).cpu()
+        scores, prompt_index = scores.cpu(), torch.arange(n)
+        if post is not None:
+            keep = scores >= post.threshold
+            if post.fill_holes and len(masks):
+                masks = fill_holes(masks)
+            keep &= masks.flatten(1).sum(1) >= max(post.min_area, 1)
+            masks, scores, prompt_index = masks[keep], scores[keep], prompt_index[keep]
         return Prediction(
-            masks=masks.cpu().numpy(), scores=scores.cpu().numpy(), boxes=masks_to_boxes(masks).cpu().numpy()
+            masks=masks.numpy(),
+            scores=scores.numpy(),
+            boxes=masks_to_boxes(masks).numpy(),
+            prompt_index=prompt_index.numpy(),
         )
 
-    def _predict_text(self, texts: list[str], boxes, post: PostProcess) -> Prediction:
+    def _predict_text(self, texts: list[str], post: PostProcess) -> Prediction:
         if self.loaded.spec.task != "concept":
             raise PromptError(
                 f"text prompts need a concept model (SAM 3); {self.loaded.spec.name} takes "
-                f"{', '.join(self.loaded.spec.prompt_types)} prompts"
+                f"{', '.join(self.prompt_types)} prompts"
             )
         from .models.concept import predict_concepts
 
+        everything = replace(post, top_k=1 << 30)  # top-k counts per (image, prompt) below, like eval
         with self._context(), autocast_for(self.device, self.precision):
             masks, scores, labels = predict_concepts(
-                self.model, self.loaded, self._embedding, texts, self._size, post, image=self._index
+                self.model, self.loaded, self._embedding, texts, self._size, everything, image=self._index
             )
+        masks, scores, labels = masks.cpu(), scores.float().cpu(), labels.cpu()
+        keep = masks.flatten(1).any(1)  # an empty mask is no detection
+        for t in labels.unique().tolist():
+            mine = (labels == t).nonzero()[:, 0]
+            ranked = mine[scores[mine].argsort(descending=True)]
+            keep[ranked[post.top_k :]] = False
+        masks, scores, labels = masks[keep], scores[keep], labels[keep]
         return Prediction(
-            masks=masks.cpu().numpy(),
-            scores=scores.cpu().numpy(),
-            boxes=masks_to_boxes(masks).cpu().numpy(),
+            masks=masks.numpy(),
+            scores=scores.numpy(),
+            boxes=masks_to_boxes(masks).numpy(),
             labels=[texts[i] for i in labels.tolist()],
+            prompt_index=labels.numpy(),
         )
 
 
+def fill_holes(masks: torch.Tensor) -> torch.Tensor:
+    """``K x H x W`` bool masks with their enclosed holes filled."""
+    from scipy import ndimage
+
+    return torch.from_numpy(np.stack([ndimage.binary_fill_holes(m) for m in masks.numpy()]))
+
+
 def clip_boxes(boxes: torch.Tensor, height: int, width: int) -> torch.Tensor:
-    """Clip ``N x 4`` XYXY boxes to the image, warning when a box reached outside it."""
+    """Clip ``N x 4`` XYXY boxes to the image, warning when a box reached outside it.
+
+    A box that is inverted, or that lies entirely outside the image (nothing
+    left after clipping), is refused with a :class:`PromptError` naming it.
+    """
     limit = torch.tensor([width, height, width, height], dtype=boxes.dtype)
     clipped = torch.minimum(boxes.clamp(min=0), limit)
+    for box, cut in zip(boxes.tolist(), clipped.tolist()):
+        if box[2] < box[0] or box[3] < box[1]:
+            raise PromptError(f"box {box} is inverted; give x1 y1 x2 y2 with x1 <= x2 and y1 <= y2")
+        if cut[2] <= cut[0] or cut[3] <= cut[1]:
+            raise PromptError(
+                f"box {box} lies outside the {width}x{height} image (nothing left after clipping); "
+                "give boxes in pixels of the original image"
+            )
     if not torch.equal(clipped, boxes):
         log.warning(
             "box(es) %s reach outside the %dx%d image; clipped to %s",
@@ -290,13 +427,35 @@ def clip_boxes(boxes: torch.Tensor, height: int, width: int) -> torch.Tensor:
             height,
             clipped.tolist(),
         )
-    if torch.any(clipped[:, 2] < clipped[:, 0]) or torch.any(clipped[:, 3] < clipped[:, 1]):
-        raise PromptError(f"box(es) {boxes.tolist()} are inverted or lie outside the {width}x{height} image")
     return clipped
+
+
+def _cpu(value: object) -> object:
+    return value.detach().cpu() if isinstance(value, torch.Tensor) else value
+
+
+def _as_float(value: object, name: str) -> torch.Tensor:
+    try:
+        return torch.as_tensor(np.asarray(_cpu(value), dtype=np.float32))
+    except (ValueError, TypeError) as err:
+        raise PromptError(f"{name} must be numbers in pixels ({err})") from None
+
+
+def _shrink(image: torch.Tensor, max_side: int) -> torch.Tensor:
+    """A ``3 x H x W`` uint8 image shrunk (antialiased) so its longest side is at most ``max_side``."""
+    h, w = image.shape[-2:]
+    if not max_side or max(h, w) <= max_side:
+        return image
+    s = max_side / max(h, w)
+    size = (max(1, round(h * s)), max(1, round(w * s)))
+    small = F.interpolate(
+        image[None].float(), size=size, mode="bilinear", antialias=True, align_corners=False
+    )
+    return small[0].round().clamp(0, 255).to(torch.uint8)
 
 
 def _adapter_name(folder: str | Path, index: int) -> str:
     from .evaluate import model_label
 
-    name = model_label(folder)
+    name = model_label(resolve_adapter(folder))
     return name if name != VANILLA else f"{name}-{index}"

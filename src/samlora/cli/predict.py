@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 from jsonargparse import ArgumentParser
@@ -26,33 +25,65 @@ def predict_parser() -> ArgumentParser:
         "--prompt",
         nargs="+",
         default=None,
-        help="Text prompts for concept models, e.g. --prompt crack spalling.",
+        help="Text prompts for concept models, e.g. --prompt crack spalling. Post-processing (threshold, "
+        "NMS, merge, top-k) applies per prompt; box/point prompts are one object each, so only threshold, "
+        "min-area and fill-holes apply to them.",
     )
     p.add_argument("--box", nargs=4, action="append", default=None, metavar=("X1", "Y1", "X2", "Y2"),
                    help="A box prompt in pixels (repeatable: one mask per box).")  # fmt: skip
     p.add_argument("--point", nargs=2, action="append", default=None, metavar=("X", "Y"),
-                   help="A point prompt in pixels (repeatable; all points describe one object).")  # fmt: skip
+                   help="A point prompt in pixels (repeatable; all points describe one object; "
+                        "with --box, exactly one box).")  # fmt: skip
     p.add_argument("--label", action="append", default=None,
                    help="Label of each --point: 1 foreground (default), 0 background.")  # fmt: skip
     p.add_argument(
-        "--prompts", default=None, help="JSON file of per-image boxes/points, or a COCO file (its boxes)."
+        "--prompts",
+        default=None,
+        help='JSON file {"img.jpg": {"boxes": [[x1,y1,x2,y2]], "points": [[x,y]] or [[[x,y],...],...] '
+        '(one point set per object), "labels": [1, 0]}}, or a COCO file (its boxes, keeping their '
+        "category ids). Checked whole before anything runs.",
     )
-    p.add_argument("--threshold", type=float, default=0.5, help="Minimum instance score (text prompts).")
-    p.add_argument("--nms-iou", type=float, default=0.5, help="Mask NMS IoU threshold (1 disables).")
-    p.add_argument("--top-k", type=int, default=100, help="At most this many instances per image.")
     p.add_argument(
-        "--merge", action="store_true", help="Merge overlapping segments of one class (crack-like objects)."
+        "--threshold",
+        type=float,
+        default=None,
+        help="Minimum score: detection score for text prompts (default 0.5); predicted IoU for box/point "
+        "prompts (default: none, every prompted object is kept).",
     )
-    p.add_argument("--min-area", type=int, default=0, help="Drop instances smaller than this many pixels.")
-    p.add_argument("--fill-holes", action="store_true", help="Fill holes inside predicted masks.")
+    p.add_argument("--nms-iou", type=float, default=0.5, help="NMS IoU threshold, text prompts (1 disables).")
+    p.add_argument("--nms-kind", default="mask", choices=["mask", "box"], help="NMS on mask or box IoU.")
+    p.add_argument(
+        "--top-k", type=int, default=100, help="At most this many instances per image and text prompt."
+    )
+    p.add_argument(
+        "--merge",
+        action="store_true",
+        help="Merge overlapping segments of one text prompt (crack-like objects).",
+    )
+    p.add_argument(
+        "--min-area",
+        type=int,
+        default=0,
+        help="Drop instances smaller than this many pixels (any prompt; empty masks are always dropped).",
+    )
+    p.add_argument(
+        "--fill-holes", action="store_true", help="Fill holes inside predicted masks (any prompt)."
+    )
     p.add_argument(
         "--resolution",
         type=int,
         default=0,
-        help="Shrink images whose longest side exceeds this (0: original size).",
+        help="Working resolution: shrink images whose longest side exceeds this before encoding "
+        "(0: original size). Outputs stay at each image's original resolution.",
     )
+    p.add_argument("--no-boxes", action="store_true", help="Overlays without boxes, labels and scores.")
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda", "mps"], help="Where to run.")
-    p.add_argument("--precision", default="no", choices=["no", "bf16", "fp16"], help="Autocast precision.")
+    p.add_argument(
+        "--precision",
+        default="no",
+        choices=["no", "fp32", "bf16", "fp16"],
+        help="Autocast precision (no = fp32).",
+    )
     p.add_argument("--batch-size", type=int, default=1, help="Images encoded together in one forward pass.")
     p.add_argument(
         "--compare", action="store_true", help="Also write adapter | vanilla (| ground truth) panels."
@@ -63,12 +94,10 @@ def predict_parser() -> ArgumentParser:
 @handles("predict")
 def run_predict_cmd(args: dict[str, Any]) -> int:
     from ..postprocess import PostProcess
-    from ..predict import Predictor
+    from ..predict import Predictor, resolve_adapter
     from ..predict_run import ImagePrompts, run_predict
 
-    adapter = args.get("adapter")
-    if adapter and (Path(adapter) / "best" / "adapter_config.json").is_file():
-        adapter = str(Path(adapter) / "best")
+    adapter = str(resolve_adapter(args["adapter"])) if args.get("adapter") else None
     if not args.get("model") and not adapter:
         raise SamloraError("pass --model NAME and/or --adapter DIR")
     boxes = [[_number(v, "--box") for v in box] for box in args.get("box") or []]
@@ -80,31 +109,33 @@ def run_predict_cmd(args: dict[str, Any]) -> int:
         raise SamloraError(
             f"got {len(points)} --point and {len(labels)} --label; give one label per point or none"
         )
+    if points and len(boxes) > 1:
+        raise SamloraError(
+            f"got {len(boxes)} --box and {len(points)} --point: all --point describe one object, which one "
+            "--box may frame; use one --box with the points, or a --prompts file for several objects"
+        )
     if args.get("compare") and not adapter:
         raise SamloraError("--compare shows adapter vs vanilla: pass --adapter DIR")
+    texts = args.get("prompt")
+    threshold = args.get("threshold")
+    post = PostProcess(
+        threshold=threshold if threshold is not None else (0.5 if texts else float("-inf")), nms_iou=args["nms_iou"],
+        nms_kind=args["nms_kind"], top_k=args["top_k"], min_area=args["min_area"],
+        merge=bool(args.get("merge")), fill_holes=bool(args.get("fill_holes")),
+    )  # fmt: skip
+    prompts = ImagePrompts(boxes=boxes, points=points, labels=labels)
+    category_ids = _category_ids(adapter, texts) if texts else None
     predictor = Predictor(
         args.get("model"),
         adapters=[adapter] if adapter else None,
         device=args["device"],
         precision=args["precision"],
+        resolution=args["resolution"],
     )
-    post = PostProcess(
-        threshold=args["threshold"], nms_iou=args["nms_iou"], top_k=args["top_k"], min_area=args["min_area"],
-        merge=bool(args.get("merge")), fill_holes=bool(args.get("fill_holes")),
-    )  # fmt: skip
-    prompts = ImagePrompts(boxes=boxes, points=points, labels=labels)
-    category_ids = None
-    if adapter:  # text prompts named like the adapter's classes keep the data set's category ids
-        from ..adapters import read_adapter
-
-        names = read_adapter(adapter).get("class_names") or {}
-        texts = args.get("prompt") or []
-        known = {name.lower(): int(cid) for cid, name in names.items()}
-        if texts and all(t.lower() in known for t in texts):
-            category_ids = {t: known[t.lower()] for t in texts}
     summary = run_predict(
-        predictor, args["source"], args["output"], prompts, texts=args.get("prompt"), prompt_file=args.get("prompts"),
-        post=post, resolution=args["resolution"], compare=bool(args.get("compare")), category_ids=category_ids, batch_size=args["batch_size"],
+        predictor, args["source"], args["output"], prompts, texts=texts, prompt_file=args.get("prompts"),
+        post=post, compare=bool(args.get("compare")), category_ids=category_ids, batch_size=args["batch_size"],
+        draw_boxes=not args.get("no_boxes"),
     )  # fmt: skip
     print(
         f"{summary.images} images, {summary.detections} detections, {summary.images_per_s:.2f} images/s -> {args['output']}"
@@ -114,6 +145,25 @@ def run_predict_cmd(args: dict[str, Any]) -> int:
         for name, why in summary.skipped:
             print(f"  {name}: {why}")
     return 0
+
+
+def _category_ids(adapter: str | None, texts: list[str]) -> dict[str, int]:
+    """Category id per text prompt: an adapter class name keeps its data set id; others get ids above all known."""
+    names: dict = {}
+    if adapter:
+        from ..adapters import read_adapter
+
+        names = read_adapter(adapter).get("class_names") or {}
+    known = {str(name).lower(): int(cid) for cid, name in names.items()}
+    fresh = max(known.values(), default=0) + 1
+    out: dict[str, int] = {}
+    for text in texts:
+        if text.lower() in known:
+            out[text] = known[text.lower()]
+        elif text not in out:
+            out[text] = fresh
+            fresh += 1
+    return out
 
 
 def _number(text: str, flag: str) -> float:
