@@ -310,7 +310,8 @@ def validate_values(cfg: Config) -> list[str]:
         "match_bbox",
         "match_giou",
     ):
-        need(getattr(cfg.loss, key) >= 0, f"'loss.{key}' must be >= 0, got {getattr(cfg.loss, key)}")
+        value = getattr(cfg.loss, key)
+        need(value is None or value >= 0, f"'loss.{key}' must be >= 0, got {value}")
     need(
         cfg.loss.boundary_width >= 1,
         f"'loss.boundary_width' must be at least 1, got {cfg.loss.boundary_width}",
