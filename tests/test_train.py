@@ -380,3 +380,65 @@ def test_a_tracker_that_is_not_installed_is_an_error(
     with pytest.raises(ConfigError, match=f"pip install {package}"):
         train(cfg_for(tiny_dirs["sam"], data, tmp_path / "run", train={"trackers": [tracker]}))
     assert not (tmp_path / "run").exists()  # refused before anything was written
+
+
+def test_seed_changes_the_run_and_repeats_it(tiny_dirs: dict[str, Path], data: Path, tmp_path: Path) -> None:
+    runs = {
+        name: train(cfg_for(tiny_dirs["sam"], data, tmp_path / name, train={"seed": seed, "max_steps": 2}))
+        for name, seed in (("a", 0), ("b", 0), ("c", 1))
+    }
+    weights = {n: (r.last_dir / "adapter_model.safetensors").read_bytes() for n, r in runs.items()}
+    assert train_losses(tmp_path / "a") == train_losses(tmp_path / "b") and weights["a"] == weights["b"]
+    assert train_losses(tmp_path / "a") != train_losses(tmp_path / "c") and weights["a"] != weights["c"]
+
+
+def test_weight_decay_shrinks_the_weights(tiny_dirs: dict[str, Path], data: Path, tmp_path: Path) -> None:
+    from safetensors.torch import load_file
+
+    lr, wd = 1e-3, 1.0
+    plain, decayed = (
+        load_file(
+            train(
+                cfg_for(
+                    tiny_dirs["sam"],
+                    data,
+                    tmp_path / str(w),
+                    train={"weight_decay": w, "lr": lr, "max_steps": 1},
+                )
+            ).last_dir
+            / "adapter_model.safetensors"
+        )
+        for w in (0.0, wd)
+    )
+    # AdamW decouples the decay: w_decayed = w_plain - lr * wd * w_before, and Adam's first step moves
+    # each weight by about lr, so (w_plain - w_decayed) / (lr * wd) is w_decayed within ~lr
+    checked = 0
+    for name, w in decayed.items():
+        if w.abs().max() > 0.05:
+            assert torch.allclose((plain[name] - w) / (lr * wd), w, atol=3 * lr), name
+            checked += 1
+    assert checked > 0
+
+
+def test_num_workers_decode_in_workers_with_the_same_result(
+    tiny_dirs: dict[str, Path], data: Path, tmp_path: Path, monkeypatch
+) -> None:
+    import os
+
+    from samlora.tasks.promptable_data import PromptableDataset
+
+    pids = tmp_path / "pids.txt"
+    original = PromptableDataset.__getitem__
+
+    def recording(self, index):
+        with pids.open("a") as f:
+            f.write(f"{os.getpid()}\n")
+        return original(self, index)
+
+    monkeypatch.setattr(PromptableDataset, "__getitem__", recording)
+    train(cfg_for(tiny_dirs["sam"], data, tmp_path / "w0", train={"num_workers": 0, "max_steps": 2}))
+    assert set(pids.read_text().split()) == {str(os.getpid())}
+    pids.unlink()
+    train(cfg_for(tiny_dirs["sam"], data, tmp_path / "w2", train={"num_workers": 2, "max_steps": 2}))
+    assert str(os.getpid()) not in set(pids.read_text().split())  # decoded in worker processes
+    assert train_losses(tmp_path / "w2") == pytest.approx(train_losses(tmp_path / "w0"), rel=1e-6)
