@@ -10,7 +10,9 @@ decodes every object in a thread pool, adding:
   lossless mask with more than two values when the masks were detected as binary from a sample;
 - warnings: a file ``bbox`` reaching outside the image; a lossless mask with more than two values
   when ``data.mask_type`` is binary (it is split at its Otsu threshold); objects dropped by
-  ``min_object_area`` (one warning with the count); a category without any object in the split.
+  ``min_object_area`` (one warning with the count); a category without any object in the split
+  (saying when it is a super-category or duplicate that is no text prompt); two category names that
+  differ only in letter case.
 
 An all-black mask is an image without objects (a negative), not a problem.
 
@@ -29,6 +31,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import DataError
+from .categories import non_prompt_categories
 from .decode import binary_threshold, check_mask_kind, check_mask_size, coco_object_mask, label_map_objects
 from .images import exif_orientation, load_image, load_label_map
 from .layout import find_splits, open_split
@@ -330,6 +333,33 @@ def _summary(ds: SegDataset, results: list[_ImageResult], deep: bool) -> dict[st
     return summary
 
 
+def _case_duplicates(ds: SegDataset, source: str) -> list[Problem]:
+    """One warning per category whose name equals an earlier one's except for letter case (unless
+    one of them is already reported as a super-category/duplicate that is no text prompt)."""
+    first: dict[str, tuple[int, str]] = {}
+    skipped = non_prompt_categories(ds)
+    out = []
+    for category in ds.categories:
+        key = category.name.strip().lower()
+        if (
+            key in first
+            and first[key][1] != category.name
+            and not {category.id, first[key][0]} & set(skipped)
+        ):
+            out.append(
+                Problem(
+                    "warning",
+                    source,
+                    f"category id {category.id}",
+                    f"category '{category.name}' differs from category id {first[key][0]} "
+                    f"('{first[key][1]}') only in letter case; text prompts are lower-cased, so they are one concept",
+                    "rename or merge the two categories",
+                )
+            )
+        first.setdefault(key, (category.id, category.name))
+    return out
+
+
 def check_dataset(ds: SegDataset, deep: bool = True, workers: int = 4) -> DataReport:
     """Check a split: the reader's problems plus, with ``deep``, every image and object decoded.
 
@@ -358,17 +388,21 @@ def check_dataset(ds: SegDataset, deep: bool = True, workers: int = 4) -> DataRe
         )
     if summary["classes"] is not None:
         present = {c for r in results for c in r.categories}
+        not_prompts = non_prompt_categories(ds)
         for category in ds.categories:
             if category.id not in present:
+                why = not_prompts.get(category.id)
                 problems.append(
                     Problem(
                         "warning",
                         source,
                         f"category id {category.id}",
-                        f"category '{category.name}' has no object in the '{ds.split}' split",
+                        f"category '{category.name}' has no object in the '{ds.split}' split"
+                        + (f"; {why}, so concept models do not use it as a text prompt" if why else ""),
                         "remove it if it is a super-category (Roboflow exports add one), or add examples",
                     )
                 )
+    problems += _case_duplicates(ds, source)
     report = DataReport(problems=problems, summary=summary)
     log.debug(
         "checked %s [%s]: %d image(s), %d error(s), %d warning(s)",

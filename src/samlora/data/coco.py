@@ -139,7 +139,8 @@ class _Reader:
                 msg = f"category name '{name}' is also used by category id {names[name]}"
                 self.warn(where, msg, "give categories distinct names (text prompts cannot tell them apart)")
             names.setdefault(name, cat_id)
-            out.append(Category(cat_id, name))
+            parent = item.get("supercategory")
+            out.append(Category(cat_id, name, parent if isinstance(parent, str) else ""))
         return out
 
     def _image(

@@ -24,6 +24,8 @@ class Category:
 
     id: int
     name: str
+    supercategory: str = ""
+    """COCO ``supercategory`` ("" when the file gives none); Roboflow names its super-category here."""
 
 
 @dataclass

@@ -2,7 +2,9 @@
 
 Each image gets one text prompt per category present (its lower-cased name or
 a synonym) with every object of that category as its targets, plus negative
-prompts drawn only from categories absent from the image. Validation uses the
+prompts drawn only from categories absent from the image. Categories that are
+no concept (a Roboflow super-category, an unannotated duplicate name; see
+:mod:`samlora.data.categories`) are never prompts. Validation uses the
 same negatives for an image on every call, so the validation loss is stable.
 """
 
@@ -15,6 +17,7 @@ import torch
 from torch.utils.data import Dataset
 
 from ..config import Config
+from ..data.categories import prompt_categories
 from ..data.prompts import TextPrompt, sample_text_prompts, seed_for
 from ..data.records import SegDataset
 from ..data.transforms import Augment
@@ -63,7 +66,7 @@ class ConceptDataset(Dataset):
         self.epoch = 0
         self.augment = augment_from(cfg)
         self.use_augment = train and cfg.augment.enabled
-        self.names = split.category_names
+        self.names = prompt_categories(split)  # super-categories / unannotated duplicates are no prompts
         self.decoded = DecodedImages(split, cfg)
 
     def __len__(self) -> int:
@@ -79,7 +82,8 @@ class ConceptDataset(Dataset):
             sample = self.augment(sample, rng)
         crowd = sample.iscrowd.astype(bool)
         present = sorted({int(c) for c in sample.category_ids})  # crowd categories are never negatives
-        if self.all_categories:  # evaluation: every category is queried on every image
+        if self.all_categories:  # evaluation: every category is queried on every image (crowd-only:
+            # a positive prompt without targets, ignored by the loss and by cgF1, as COCO ignores crowds)
             prompts = [
                 TextPrompt(text=self.names[c].lower(), category_id=c, positive=c in present)
                 for c in sorted(self.names)
