@@ -222,6 +222,7 @@ class CGF1Result:
     iou_thresholds: list[float]
     per_category: dict[Any, dict[str, int]] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
+    num_ignored_pairs: int = 0  # crowd-only pairs left out by cgf1_from_coco
 
     def as_dict(self) -> dict[str, Any]:
         """A plain dict (NaN stays NaN), e.g. for a JSON-lines metrics log."""
@@ -381,8 +382,9 @@ def cgf1_from_coco(
     ``queried_pairs`` lists the (image_id, category_id) pairs the model was prompted with; the
     default, every image x every category, is what makes each category absent from an image a
     negative pair. Only pass a subset if the model really was not asked about the others. Crowd
-    annotations are ignored, as in SAM 3's ``CGF1Eval``. Results for pairs outside ``queried_pairs``
-    raise ``ValueError``.
+    annotations are ignored, as in SAM 3's ``CGF1Eval``; a pair whose only annotations are crowd is
+    neither positive nor negative and is left out with its results (COCO ignores crowd regions),
+    counted in ``num_ignored_pairs``. Results for pairs outside ``queried_pairs`` raise ``ValueError``.
     """
     coco = _index_gt(gt)
     if queried_pairs is None:
@@ -397,8 +399,12 @@ def cgf1_from_coco(
             raise ValueError(f"result #{n} is for (image_id, category_id) = {key}, which was not queried")
         by_pair[key].append(r)
     pairs = []
+    ignored = 0
     for image_id, cat_id in queried:
         anns = coco.loadAnns(coco.getAnnIds(imgIds=[image_id], catIds=[cat_id], iscrowd=False))
+        if not anns and coco.getAnnIds(imgIds=[image_id], catIds=[cat_id], iscrowd=True):
+            ignored += 1  # crowd only: an ignore region, not a negative
+            continue
         preds = by_pair.get((image_id, cat_id), [])
         pairs.append(
             ConceptPair(
@@ -409,4 +415,6 @@ def cgf1_from_coco(
                 pred_scores=[float(p["score"]) for p in preds],
             )
         )
-    return cgf1(pairs, score_threshold=score_threshold)
+    result = cgf1(pairs, score_threshold=score_threshold)
+    result.num_ignored_pairs = ignored
+    return result

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import logging
 from pathlib import Path
 
@@ -176,9 +175,10 @@ def _predict_masks(model, loaded, dataset, index, cfg, dev, precision) -> np.nda
 def run_concept_eval(cfg, loaded, adapters, datasets, split, output, base, dev, precision) -> dict:
     """Concept models: mAP and cgF1 per model x data set, every category queried on every image."""
     from .evaluate import autocast_for
-    from .tasks.concept import set_loss_from
+    from .tasks.concept import set_loss_from, target_size
     from .tasks.concept_data import ConceptDataset
     from .tasks.concept_eval import ConceptCollector, concept_metrics, evaluate_batch, post_from
+    from .tasks.concept_report import write_concept_report
     from .train.loop import make_loader
 
     model: torch.nn.Module = loaded.model
@@ -190,7 +190,9 @@ def run_concept_eval(cfg, loaded, adapters, datasets, split, output, base, dev, 
     model.to(dev).eval()
     rows = ([BASE] if base else []) + labels
     loss_fn, post = set_loss_from(cfg), post_from(cfg)
+    mask_size = target_size(cfg, loaded.preprocessing)  # the loss's targets, as in training
     table: dict[str, dict[str, dict]] = {}
+    predictions: dict[tuple[str, str], list[dict]] = {}
     columns = dataset_labels(datasets)
     for root, column in zip(datasets, columns):
         ds = checked(open_split(root, split, cfg.data.format, **mask_options(cfg)), cfg.train.num_workers)
@@ -203,53 +205,9 @@ def run_concept_eval(cfg, loaded, adapters, datasets, split, output, base, dev, 
                 )
                 for samples in loader:
                     with autocast_for(dev, precision):
-                        evaluate_batch(model, loaded, samples, loss_fn, post, collector)
+                        evaluate_batch(model, loaded, samples, loss_fn, post, collector, mask_size)
             metrics = concept_metrics(collector.ground_truth(), collector.results, cfg.eval.score_threshold)
             metrics["categories"] = {int(k): v for k, v in dataset.names.items()}
             table.setdefault(row, {})[column] = metrics
-    out = Path(output)
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "report.json").write_text(
-        json.dumps({"models": rows, "datasets": columns, "metrics": table}, indent=2, default=float) + "\n"
-    )
-    (out / "report.md").write_text(concept_markdown(rows, columns, table))
-    return {"models": rows, "datasets": columns, "metrics": table}
-
-
-def concept_markdown(rows: list[str], columns: list[str], table: dict) -> str:
-    """mAP and cgF1 tables, then per-category prediction vs ground-truth counts."""
-    lines = ["# samlora concept evaluation", ""]
-    for key, title in (
-        ("mAP", "mAP (IoU 0.50:0.95)"),
-        ("mAP50", "mAP@50"),
-        ("cgF1", "cgF1 (IoU 0.50:0.95)"),
-        ("cgF1_50", "cgF1@50"),
-    ):
-        lines += [f"## {title}", "", f"| model | {' | '.join(columns)} |", "|" + "---|" * (len(columns) + 1)]
-        for row in rows:
-            cells = [
-                f"{table[row][c][key]:.3f}" if table[row][c][key] == table[row][c][key] else "n/a"
-                for c in columns
-            ]
-            lines.append(f"| {row} | {' | '.join(cells)} |")
-        lines.append("")
-    lines += ["## image-level and counts", ""]
-    for row in rows:
-        for c in columns:
-            m = table[row][c]
-            lines.append(
-                f"- {row} on {c}: pmF1 {m['pmF1']:.3f}, IL_MCC {m['IL_MCC']:.3f}, IL precision {m['IL_precision']:.3f}, "
-                f"IL recall {m['IL_recall']:.3f}; {m['pairs']} image-category pairs, {m['negative_pairs']} negative"
-            )
-            for cat, counts in sorted(m["counts"].items()):
-                name = m["categories"].get(cat, cat)
-                verdict = (
-                    "too many"
-                    if counts["pred"] > counts["gt"]
-                    else ("too few" if counts["pred"] < counts["gt"] else "as many")
-                )
-                lines.append(
-                    f"  - {name}: {counts['pred']} predictions vs {counts['gt']} ground truth ({verdict})"
-                )
-            lines += [f"  - note: {n}" for n in m.get("notes", [])]
-    return "\n".join(lines) + "\n"
+            predictions[(row, column)] = collector.results
+    return write_concept_report(Path(output), rows, columns, table, predictions)

@@ -106,8 +106,9 @@ class ConceptSetLoss(nn.Module):
     ``targets`` (N dicts: ``"boxes"`` K x 4 normalised XYXY, optional ``"masks"`` K x H x W bool; K may
     be 0). Returns ``(total, terms)``: ``total`` a float32 scalar (the weighted sum, with grad),
     ``terms`` detached float32 scalars for logging: the unweighted ``loss_class``, ``loss_presence``,
-    ``loss_bbox``, ``loss_giou``, ``loss_mask``, ``loss_dice``, plus ``loss_total``, ``num_boxes`` and
-    ``presence_accuracy`` (NaN without a presence head). Everything is
+    ``loss_bbox``, ``loss_giou``, ``loss_mask``, ``loss_dice``, plus ``loss_total``, ``num_boxes``,
+    ``presence_accuracy`` and ``presence_loss_negatives`` (the unweighted presence loss of the
+    negative prompts alone: how well absence is learnt; NaN without a presence head or negatives). Everything is
     computed in float32 with autocast disabled, whatever the outputs' dtype.
     """
 
@@ -240,9 +241,11 @@ class ConceptSetLoss(nn.Module):
             pres = sigmoid_focal_loss(presence, has_object, self.presence_alpha, self.presence_gamma)
             terms["loss_presence"] = pres.sum() / n_pairs
             presence_accuracy = ((presence > 0).float() == has_object).float().mean()
+            negatives = has_object == 0
+            presence_negatives = pres[negatives].mean() if negatives.any() else torch.full((), float("nan"))
         else:
             terms["loss_presence"] = _graph_zero(logits, presence)
-            presence_accuracy = torch.full((), float("nan"))
+            presence_accuracy = presence_negatives = torch.full((), float("nan"))
         if src_idx.numel() > 0:
             l1 = F.l1_loss(box_xyxy_to_cxcywh(src_boxes), box_xyxy_to_cxcywh(gt_boxes), reduction="none")
             terms["loss_bbox"] = l1.sum() / num_boxes
@@ -258,6 +261,7 @@ class ConceptSetLoss(nn.Module):
         logged["loss_total"] = total.detach()
         logged["num_boxes"] = num_boxes.detach()
         logged["presence_accuracy"] = presence_accuracy.detach()
+        logged["presence_loss_negatives"] = presence_negatives.detach()
         return total, logged
 
     def _num_boxes(self, count: int, like: Tensor) -> Tensor:

@@ -33,6 +33,8 @@ class PairBatch:
     text_index: torch.Tensor
     category_ids: list[int]
     targets: list[dict[str, torch.Tensor]]
+    ignore: list[bool]
+    """Per pair: a positive prompt without targets (its category is only crowd here): no loss."""
 
 
 def normalized_boxes(masks: torch.Tensor, pre: Preprocessing, geom: Geometry) -> torch.Tensor:
@@ -59,7 +61,7 @@ def pair_batch(
     images = [s.image.to(device, non_blocking=True) for s in samples]
     geoms = [pre.geometry(int(s.image.shape[1]), int(s.image.shape[2])) for s in samples]
     texts: list[str] = []
-    image_index, text_index, categories, targets = [], [], [], []
+    image_index, text_index, categories, targets, ignore = [], [], [], [], []
     for b, (sample, geom) in enumerate(zip(samples, geoms)):
         masks = sample.masks.to(device)
         for prompt in sample.prompts:
@@ -77,6 +79,7 @@ def pair_batch(
                     "masks": pre.masks(chosen, geom, size=mask_size) > 0.5,
                 }
             )
+            ignore.append(prompt.positive and len(chosen) == 0)
     return PairBatch(
         pixels=pre.images(images, device),
         geoms=geoms,
@@ -85,6 +88,7 @@ def pair_batch(
         text_index=torch.tensor(text_index, dtype=torch.long, device=device),
         category_ids=categories,
         targets=targets,
+        ignore=ignore,
     )
 
 
@@ -105,12 +109,19 @@ class ConceptSegmenter(nn.Module):
 
 
 def set_loss_from(cfg: Config) -> ConceptSetLoss:
-    """SAM 3's set loss with the weights of the ``loss`` section."""
+    """SAM 3's set loss with the weights of the ``loss`` section.
+
+    ``loss.set_class`` unset (null) takes the class loss's own default weight (20 for ``iabce``,
+    2 for ``focal``); ``loss.focal_alpha``/``focal_gamma`` are the alpha/gamma of the mask focal
+    loss and of the focal classification (SAM 3 and DETR both use 0.25 and 2).
+    """
     lc = cfg.loss
     return ConceptSetLoss(
         weight_class=lc.set_class, class_loss=lc.set_class_loss, weight_presence=lc.set_presence,
         weight_bbox=lc.set_bbox, weight_giou=lc.set_giou, weight_mask=lc.set_mask, weight_dice=lc.set_dice,
         cost_class=lc.match_class, cost_bbox=lc.match_bbox, cost_giou=lc.match_giou,
+        focal_alpha=lc.focal_alpha, focal_gamma=lc.focal_gamma,
+        mask_focal_alpha=lc.focal_alpha, mask_focal_gamma=lc.focal_gamma,
         mask_loss_resolution="prediction" if lc.resolution == "low_res" else "target",
     )  # fmt: skip
 
@@ -118,14 +129,23 @@ def set_loss_from(cfg: Config) -> ConceptSetLoss:
 def loss_of(
     loss_fn: ConceptSetLoss, out: PairOutputs, batch: PairBatch
 ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-    """The set loss of decoded pairs; terms renamed so ``loss`` is the weighted total."""
+    """The set loss of decoded pairs (ignored pairs left out); ``loss`` is the weighted total.
+
+    Call only when at least one pair is not ignored.
+    """
+    targets = batch.targets
+    if any(batch.ignore):
+        keep = [n for n, skip in enumerate(batch.ignore) if not skip]
+        index = torch.tensor(keep, dtype=torch.long, device=out.logits.device)
+        out = PairOutputs(out.logits[index], out.presence[index], out.boxes[index], out.masks[index])
+        targets = [targets[n] for n in keep]
     outputs = {
         "pred_logits": out.logits,
         "presence_logits": out.presence[:, None],
         "pred_boxes": out.boxes,
         "pred_masks": out.masks,
     }
-    total, terms = loss_fn(outputs, batch.targets)
+    total, terms = loss_fn(outputs, targets)
     terms = {k: v for k, v in terms.items() if k != "loss_total"}
     terms["loss"] = total.detach()
     return total, terms

@@ -1,15 +1,21 @@
 """Concept evaluation: every category queried on every image, COCO mAP and cgF1 at the original resolution.
 
-Predictions go through the post-processing ``predict`` uses (score threshold,
-NMS, top-k, merge); scores are ``sigmoid(logit) * sigmoid(presence)`` as in
-SAM 3. Ground truth is matched by the data set's real image ids; every image x
-category pair is queried, so absent categories are the negatives cgF1 needs.
+Scores are ``sigmoid(logit) * sigmoid(presence)`` as in SAM 3. Every detection
+goes through the NMS and top-k ``predict`` uses, with NO score threshold, so
+COCO mAP sees the whole precision-recall curve (at most ``eval.top_k`` per
+image x category, as COCO's ``maxDets``). cgF1 and the prediction counts take
+the detections scoring at least ``eval.score_threshold`` (SAM 3: 0.5); with
+``eval.merge`` those are merged among themselves exactly as ``predict`` does.
+Ground truth is matched by the data set's real image ids; every image x
+category pair is queried, so absent categories are the negatives cgF1 needs; a
+category present only as crowd is neither (ignored, as COCO ignores crowds).
 """
 
 from __future__ import annotations
 
-from collections import defaultdict
+import dataclasses
 from dataclasses import dataclass, field
+from functools import partial
 
 import numpy as np
 import torch
@@ -18,10 +24,10 @@ from torch import nn
 
 from ..concept_metrics import cgf1_from_coco, coco_map
 from ..config import Config
-from ..models.concept import decode_pairs, encode_images, encode_texts
+from ..models.concept import PairOutputs, decode_pairs, encode_images, encode_texts
 from ..models.loading import LoadedModel
-from ..postprocess import PostProcess, postprocess
-from .concept import loss_of, pair_batch
+from ..postprocess import PostProcess, merge_overlapping, postprocess
+from .concept import PairBatch, loss_of, pair_batch
 from .concept_data import ConceptSample
 
 
@@ -87,6 +93,53 @@ class ConceptCollector:
         return {"images": self.images, "annotations": self.annotations, "categories": cats}
 
 
+def decode_batch(model: nn.Module, loaded: LoadedModel, batch: PairBatch) -> PairOutputs:
+    """Encode the batch's images and texts once and decode its ``N`` pairs."""
+    vision = encode_images(model, batch.pixels)
+    features, text_mask = encode_texts(model, loaded, batch.texts, batch.pixels.device)
+    return decode_pairs(model, vision, batch.image_index, features, text_mask, batch.text_index)
+
+
+UPSAMPLE_CHUNK = 32  # queries upsampled to the original resolution at a time (memory bound)
+
+
+def pair_instances(
+    mask_logits: torch.Tensor, scores: torch.Tensor, upsample, post: PostProcess
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Every non-empty detection of one pair after NMS and top-k, by descending score.
+
+    Args:
+        mask_logits: ``Q x h x w`` decoder logits; ``scores``: ``Q``.
+        upsample: maps ``k x h x w`` logits to ``k x H x W`` at the original resolution.
+        post: NMS / top-k / mask threshold; its ``threshold`` only splits what ``merge`` may join.
+
+    Returns:
+        ``K x H x W`` bool masks and ``K`` scores, ``K <= post.top_k``.
+    """
+    order = scores.argsort(descending=True)
+    masks = torch.cat(
+        [upsample(mask_logits[idx].float()) > post.mask_threshold for idx in order.split(UPSAMPLE_CHUNK)]
+    )
+    scores = scores[order]
+    nonempty = masks.flatten(1).any(1)
+    masks, scores = masks[nonempty], scores[nonempty]
+    every = dataclasses.replace(post, threshold=0.0, merge=False)
+    masks, scores, _, _ = postprocess(masks, scores, None, every)
+    if post.merge and len(masks) > 1:  # merged within the operating point, and within the tail
+        parts = []
+        for chosen in (scores >= post.threshold, scores < post.threshold):
+            if chosen.any():
+                labels = torch.zeros(int(chosen.sum()), dtype=torch.long, device=scores.device)
+                merged, merged_scores, _ = merge_overlapping(
+                    masks[chosen], scores[chosen], labels, post.merge_overlap
+                )
+                parts.append((merged, merged_scores))
+        masks, scores = torch.cat([m for m, _ in parts]), torch.cat([s for _, s in parts])
+        order = scores.argsort(descending=True)[: post.top_k]
+        masks, scores = masks[order], scores[order]
+    return masks, scores
+
+
 @torch.no_grad()
 def evaluate_batch(
     model: nn.Module,
@@ -95,30 +148,31 @@ def evaluate_batch(
     loss_fn,
     post: PostProcess,
     collector: ConceptCollector,
+    mask_size: int | None = None,
 ) -> None:
-    """Decode every (image, category) pair of a batch; add loss, ground truth and post-processed results."""
+    """Decode every (image, category) pair of a batch; add loss, ground truth and post-processed results.
+
+    ``mask_size``: side of the loss's target masks, as in training (``concept.target_size``).
+    """
     pre = loaded.preprocessing
     device = next(model.parameters()).device
-    batch = pair_batch(samples, pre, device)
-    vision = encode_images(model, batch.pixels)
-    features, text_mask = encode_texts(model, loaded, batch.texts, device)
-    out = decode_pairs(model, vision, batch.image_index, features, text_mask, batch.text_index)
-    _, terms = loss_of(loss_fn, out, batch)
-    collector.loss_sum += float(terms["loss"]) * len(batch.targets)
-    collector.pairs += len(batch.targets)
+    batch = pair_batch(samples, pre, device, mask_size)
+    out = decode_batch(model, loaded, batch)
+    scored = len(batch.targets) - sum(batch.ignore)
+    if scored:
+        _, terms = loss_of(loss_fn, out, batch)
+        collector.loss_sum += float(terms["loss"]) * scored
+        collector.pairs += scored
     for sample in samples:
         collector.add_ground_truth(sample)
     scores = out.scores()
     for n in range(len(batch.targets)):
         sample = samples[int(batch.image_index[n])]
-        keep = scores[n] >= post.threshold
-        if not keep.any():
-            continue
-        logits = pre.logits_to_original(out.masks[n][keep].float(), batch.geoms[int(batch.image_index[n])])
-        masks, kept_scores, _, _ = postprocess(logits > post.mask_threshold, scores[n][keep], None, post)
+        geom = batch.geoms[int(batch.image_index[n])]
+        masks, kept_scores = pair_instances(
+            out.masks[n], scores[n], partial(pre.logits_to_original, geom=geom), post
+        )
         for mask, score in zip(masks.cpu().numpy(), kept_scores.tolist()):
-            if not mask.any():
-                continue
             collector.results.append(
                 {
                     "image_id": collector.image_id(sample),
@@ -131,10 +185,11 @@ def evaluate_batch(
 
 
 def concept_metrics(gt: dict, results: list[dict], score_threshold: float) -> dict[str, float | dict]:
-    """mAP (0.50:0.95, @50, @75, per category), cgF1 (and its parts) and prediction/GT counts per category."""
+    """mAP (0.50:0.95, @50, @75, per category) over every result; cgF1 (and its parts) and the
+    prediction/GT counts per category over the results scoring at least ``score_threshold``."""
     maps = coco_map(gt, results)
     cg = cgf1_from_coco(gt, results, score_threshold=score_threshold)
-    counts: dict[int, dict[str, int]] = defaultdict(lambda: {"gt": 0, "pred": 0})
+    counts: dict[int, dict[str, int]] = {c["id"]: {"gt": 0, "pred": 0} for c in gt["categories"]}
     for ann in gt["annotations"]:
         if not ann.get("iscrowd"):
             counts[ann["category_id"]]["gt"] += 1
@@ -156,6 +211,8 @@ def concept_metrics(gt: dict, results: list[dict], score_threshold: float) -> di
         "IL_recall": d["il_recall"],
         "pairs": d["num_pairs"],
         "negative_pairs": d["num_negative_pairs"],
-        "counts": {int(k): v for k, v in counts.items()},
+        "ignored_pairs": d["num_ignored_pairs"],
+        "score_threshold": score_threshold,
+        "counts": counts,
         "notes": d.get("notes", []),
     }

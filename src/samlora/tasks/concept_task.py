@@ -8,6 +8,7 @@ from accelerate.utils import broadcast_object_list, gather_object
 from torch import nn
 
 from ..config import Config
+from ..errors import ConfigError
 from ..models.loading import LoadedModel
 from ..train.loop import make_loader, shard_indices
 from .common import open_training_splits
@@ -16,6 +17,30 @@ from .concept_data import ConceptDataset, ConceptSample
 from .concept_eval import ConceptCollector, concept_metrics, evaluate_batch, post_from
 
 HIGHER_IS_BETTER = {"mAP", "cgF1"}
+PROMPTLESS = ("geometry_encoder",)  # runs only on box/point prompts, which concept training never gives
+
+
+def check_components(cfg: Config, loaded: LoadedModel) -> None:
+    """Refuse LoRA (or full training) on a component that concept training never runs.
+
+    Concept training prompts with text only, so SAM 3's geometry encoder (box and point prompts)
+    gets no gradient: alone it fails in backward, with others its weights are saved untrained.
+    ``lora.components: [all]`` includes it too, so that is refused as well (with the list to use).
+    """
+    listed = {*cfg.lora.components, *cfg.lora.train_fully}
+    if "all" in cfg.lora.components:
+        listed |= set(loaded.spec.components) - set(cfg.lora.train_fully)
+    unused = [c for c in PROMPTLESS if c in listed and c in loaded.spec.components]
+    if unused:
+        rest = [c for c in loaded.spec.components if c not in PROMPTLESS]
+        raise ConfigError(
+            [
+                f"lora.components / lora.train_fully include {unused}: concept (text-prompt) training gives no "
+                "box or point prompts, so the geometry encoder never runs and its LoRA would stay untrained. "
+                f"Fix: list the components to adapt without it, e.g. "
+                f'--lora.components "[{", ".join(rest)}]"',
+            ]
+        )
 
 
 def collate(samples: list[ConceptSample]) -> list[ConceptSample]:
@@ -31,6 +56,7 @@ class ConceptTask:
     def __init__(self, loaded: LoadedModel, cfg: Config):
         if loaded.tokenizer is None:
             raise ValueError("a concept model needs its tokenizer")
+        check_components(cfg, loaded)
         self.loaded = loaded
         self.cfg = cfg
         self.loss_fn = set_loss_from(cfg)
@@ -39,8 +65,8 @@ class ConceptTask:
 
     def datasets(self) -> tuple[ConceptDataset, ConceptDataset | None]:
         train_split, valid_split = open_training_splits(self.cfg)
-        self.class_names = train_split.category_names
         train = ConceptDataset(train_split, self.cfg, train=True)
+        self.class_names = train.names  # the categories used as text prompts
         valid = (
             ConceptDataset(valid_split, self.cfg, train=False, all_categories=True) if valid_split else None
         )
@@ -54,7 +80,12 @@ class ConceptTask:
         return ConceptSegmenter(model, self.loaded)
 
     def best_metric(self, name: str) -> str:
-        """``auto`` selects by mAP: always defined (cgF1 is undefined without negative pairs)."""
+        """``auto`` selects by mAP.
+
+        mAP ranks every detection (no score threshold), so it moves smoothly while training and is
+        always defined; cgF1 is taken at one score threshold and is undefined (NaN) when the
+        validation split has no negative or no positive pairs (e.g. one category in every image).
+        """
         if name == "auto":
             return "mAP"
         if name not in ("mAP", "cgF1", "val_loss"):
@@ -90,7 +121,9 @@ class ConceptTask:
         core = accelerator.unwrap_model(model)
         for samples in loader:
             with accelerator.autocast():
-                evaluate_batch(core, self.loaded, samples, self.loss_fn, post_from(self.cfg), collector)
+                evaluate_batch(
+                    core, self.loaded, samples, self.loss_fn, post_from(self.cfg), collector, self.mask_size
+                )
         parts = gather_object(
             [
                 (
