@@ -230,3 +230,38 @@ def test_cgf1_from_coco_queries_every_category_on_every_image() -> None:
     assert positives_only.num_negative_pairs == 0 and math.isnan(positives_only.cgf1)
     with pytest.raises(ValueError, match="not queried"):
         cgf1_from_coco(gt, res, queried_pairs=only_present)
+
+
+def test_cgf1_every_image_has_objects_absent_categories_are_negatives() -> None:
+    """Images 1 and 2 both hold objects (A on 1, B on 2): the absent (1, B) and (2, A) are negatives."""
+    a = np.zeros((1, 10, 10), dtype=bool)
+    a[0, 2:6, 2:6] = True
+    b = np.zeros((1, 10, 10), dtype=bool)
+    b[0, 5:9, 1:9] = True
+    none = np.zeros((0, 10, 10), dtype=bool)
+    pairs = [
+        ConceptPair(1, "A", a, a, [0.9]),  # found
+        ConceptPair(1, "B", none, b, [0.8]),  # false alarm on a negative
+        ConceptPair(2, "B", b, b, [0.7]),  # found
+        ConceptPair(2, "A", none, none, []),  # correctly silent
+    ]
+    r = cgf1(pairs)
+    # IL: TP 2, FN 0, FP 1, TN 1 -> MCC = (2*1 - 1*0) / sqrt(3 * 2 * 2 * 1) = 2 / sqrt(12)
+    assert (r.il_tp, r.il_fn, r.il_fp, r.il_tn) == (2, 0, 1, 1)
+    assert r.il_mcc == pytest.approx(2 / math.sqrt(12)) and r.num_negative_pairs == 2
+    assert r.pmf1 == pytest.approx(1.0)  # the false alarm is on a negative pair: not in pmF1
+    assert r.cgf1 == pytest.approx(2 / math.sqrt(12)) and r.cgf1_75 == pytest.approx(2 / math.sqrt(12))
+
+
+def test_cgf1_crowd_only_pair_is_ignored() -> None:
+    gt, res = _dataset()
+    crowd = _block(42, 0, 8, 0, 8)  # the image without objects gets a crowd region of category 11
+    rle = _rle(crowd)
+    gt["annotations"].append(
+        {"id": 99, "image_id": 42, "category_id": 11, "segmentation": rle, "iscrowd": 1,
+         "area": float(crowd.sum()), "bbox": [0, 0, 8, 8]}
+    )  # fmt: skip
+    r = cgf1_from_coco(gt, res)
+    # (42, 11) was a negative with a false alarm; crowd-only it is neither, and its result is dropped
+    assert r.num_ignored_pairs == 1 and (r.num_pairs, r.num_negative_pairs) == (5, 2)
+    assert (r.il_tp, r.il_fn, r.il_fp, r.il_tn) == (3, 0, 0, 2)
