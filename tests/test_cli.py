@@ -115,3 +115,61 @@ def test_adapters_info_and_merge(
         merged.model.vision_encoder.layers[0].attn.qkv.weight,
         model.get_base_model().vision_encoder.layers[0].attn.qkv.base_layer.weight,
     )
+
+
+def test_info_model_flags_next_to_the_positional_model(
+    tiny_dirs: dict[str, Path], capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The positional MODEL must not swallow the --model.* config section."""
+    code, out, err = run(["info", str(tiny_dirs["sam"]), "--model.family", "sam"], capsys)
+    assert code == 0 and "family:      sam" in out and "Traceback" not in err
+    code, out, _ = run(["info", "--model.name", str(tiny_dirs["sam2"])], capsys)
+    assert code == 0 and "family:      sam2" in out
+
+
+def _adapter(tiny_dirs: dict[str, Path], folder: Path, family: str = "sam") -> Path:
+    from samlora.adapters import adapter_metadata, save_adapter
+    from samlora.config import LoraSettings
+    from samlora.lora import apply_lora
+    from samlora.models.loading import load_model
+
+    loaded = load_model(str(tiny_dirs[family]))
+    settings = LoraSettings(rank=2, components=["vision_encoder"], target_modules=["all-linear"])
+    model, _ = apply_lora(loaded.model, loaded.spec, settings)
+    return save_adapter(model, folder, adapter_metadata(loaded, settings))
+
+
+def test_merge_never_replaces_a_folder_it_did_not_write(
+    tiny_dirs: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch
+) -> None:
+    folder = _adapter(tiny_dirs, tmp_path / "adapter")
+    existing = tmp_path / "existing"
+    existing.mkdir()
+    (existing / "keep.txt").write_text("x")
+    code, _, err = run(["adapters", "merge", str(folder), "--output", str(existing), "--overwrite"], capsys)
+    assert code == 2 and "not a model merged by samlora" in err and (existing / "keep.txt").is_file()
+    merged = tmp_path / "merged"
+    assert run(["adapters", "merge", str(folder), "--output", str(merged)], capsys)[0] == 0
+    code, _, err = run(["adapters", "merge", str(folder), "--output", str(merged)], capsys)
+    assert code == 2 and "--overwrite" in err
+    assert run(["adapters", "merge", str(folder), "--output", str(merged), "--overwrite"], capsys)[0] == 0
+    monkeypatch.chdir(existing)
+    code, _, err = run(["adapters", "merge", str(folder), "--output", "."], capsys)
+    assert code == 2 and "Traceback" not in err and (existing / "keep.txt").is_file()
+
+
+def test_merge_onto_another_family_names_the_adapter_and_both_families(
+    tiny_dirs: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    folder = _adapter(tiny_dirs, tmp_path / "adapter")
+    args = [
+        "adapters",
+        "merge",
+        str(folder),
+        "--output",
+        str(tmp_path / "o"),
+        "--model",
+        str(tiny_dirs["sam2"]),
+    ]
+    code, _, err = run(args, capsys)
+    assert code == 2 and str(folder) in err and "family 'sam'" in err and "family 'sam2'" in err

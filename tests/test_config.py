@@ -33,6 +33,16 @@ def test_yaml_and_overrides(tmp_path: Path) -> None:
     assert isinstance(cfg.lora.alpha, float)
 
 
+def test_yaml_scientific_notation_is_a_number(tmp_path: Path) -> None:
+    """PyYAML reads ``1e-4`` (no dot) as a string; it is a number in samlora configs."""
+    path = tmp_path / "c.yaml"
+    path.write_text("train:\n  lr: 1e-4\n  weight_decay: 5E-2\n")
+    cfg = load_config(path)
+    assert cfg.train.lr == pytest.approx(1e-4) and cfg.train.weight_decay == pytest.approx(0.05)
+    with pytest.raises(ConfigError, match=r"train\.lr.*a number"):
+        config_from_dict({"train": {"lr": "fast"}})
+
+
 def test_typo_names_nearest_key(tmp_path: Path) -> None:
     path = tmp_path / "c.yaml"
     path.write_text("lora:\n  rnak: 8\n")

@@ -191,7 +191,7 @@ def load_adapter(
         if peft_model is not None:
             _discard(peft_model, adapter_name, created)
         raise AdapterError(
-            f"adapter {folder} does not fit model '{loaded.name}' ({loaded.spec.name}): {str(err).splitlines()[0]}. "
+            f"adapter {folder} does not fit model '{loaded.name}' ({loaded.spec.name}): {_first_reason(err)}. "
             f"It was made for '{meta.get('base_model', 'an unknown base')}'."
         ) from err
     with safe_open(str(weights), framework="pt") as f:
@@ -213,6 +213,13 @@ def load_adapter(
     return peft_model
 
 
+def _first_reason(err: Exception) -> str:
+    """The informative line of a load error (torch puts the shapes under a generic first line)."""
+    lines = [line.strip().rstrip(".") for line in str(err).splitlines() if line.strip()]
+    detail = next((line for line in lines if "size mismatch" in line or "Missing key" in line), None)
+    return detail or (lines[0] if lines else type(err).__name__)
+
+
 def _discard(peft_model: peft.PeftModel, adapter_name: str, created: bool) -> None:
     """Remove a refused adapter so the base model is left as it was."""
     if created:
@@ -228,24 +235,48 @@ def use_adapter(model: peft.PeftModel, adapter_name: str) -> None:
     model.set_adapter(adapter_name)
 
 
+def _check_merge_output(output: Path, overwrite: bool) -> None:
+    """Refuse to replace a folder that holds anything but an earlier merge (with ``overwrite``)."""
+    if not output.exists():
+        return
+    if not output.is_dir():
+        raise AdapterError(f"--output {output} is a file; name a new folder for the merged model")
+    if not any(output.iterdir()):
+        if output == Path.cwd().resolve():
+            raise AdapterError("--output is the current folder; name a new folder for the merged model")
+        return
+    meta = output / META_FILE
+    ours = meta.is_file() and "merged_from" in meta.read_text()
+    if not (overwrite and ours):
+        why = "pass --overwrite to replace it" if ours else "it is not a model merged by samlora"
+        raise AdapterError(
+            f"--output {output} already exists and is not empty ({why}); name a new folder for the merged model"
+        )
+
+
 def merge_to_base(model: peft.PeftModel, adapter_name: str | None = None) -> nn.Module:
     """Merge one adapter into the base weights and drop the LoRA layers (fast inference)."""
     names = [adapter_name] if adapter_name else [model.active_adapter]
     return model.merge_and_unload(adapter_names=names)
 
 
-def export_merged(adapter_folder: str | Path, output: str | Path, model_name: str | None = None) -> Path:
+def export_merged(
+    adapter_folder: str | Path, output: str | Path, model_name: str | None = None, overwrite: bool = False
+) -> Path:
     """Merge an adapter into a fresh copy of its base and write a full transformers model folder.
 
-    ``model_name`` defaults to the base recorded in ``samlora.json``.
+    ``model_name`` defaults to the base recorded in ``samlora.json``. An existing non-empty
+    ``output`` is refused, unless ``overwrite`` and it holds a model merged by samlora before.
     """
     meta = read_adapter(adapter_folder)
+    output = Path(output).resolve()
+    _check_merge_output(output, overwrite)
     name = model_name or meta.get("base_model")
     if not name:
         raise AdapterError(f"{adapter_folder} does not record its base model; pass --model NAME")
-    loaded = load_model(name, family=meta.get("family", "auto"))
+    # a base named by the user is loaded as what it is; the adapter check then names both sides
+    loaded = load_model(name, family=meta.get("family", "auto") if not model_name else "auto")
     merged = merge_to_base(load_adapter(loaded, loaded.model, adapter_folder))
-    output = Path(output)
     tmp = output.with_name(f".{output.name}.tmp-{uuid.uuid4().hex[:8]}")
     merged.save_pretrained(tmp, safe_serialization=True)
     if loaded.tokenizer is not None:

@@ -174,6 +174,11 @@ def _check_type(value: Any, tp: Any) -> tuple[bool, Any, str]:
     if tp is int:
         return isinstance(value, int) and not isinstance(value, bool), value, "an integer"
     if tp is float:
+        if isinstance(value, str):  # YAML 1.1 reads 1e-4 (no dot) as a string
+            try:
+                return True, float(value.strip()), "a number"
+            except ValueError:
+                return False, value, "a number (e.g. 0.0001 or 1.0e-4)"
         ok = isinstance(value, (int, float)) and not isinstance(value, bool)
         return ok, float(value) if ok else value, "a number"
     if tp is str:

@@ -42,11 +42,16 @@ def merge_parser() -> ArgumentParser:
     parser.add_argument(
         "--model", default=None, help="Base model (default: the one recorded in samlora.json)."
     )
+    parser.add_argument(
+        "--overwrite", action="store_true", help="Replace an --output folder holding an earlier merge."
+    )
     return parser
 
 
 @handles("adapters", "merge")
 def run_merge(args: dict[str, Any]) -> int:
-    out = export_merged(args["adapter"], args["output"], model_name=args.get("model"))
+    out = export_merged(
+        args["adapter"], args["output"], model_name=args.get("model"), overwrite=bool(args.get("overwrite"))
+    )
     print(f"merged model written to {out}")
     return 0

@@ -17,8 +17,12 @@ def info_parser() -> ArgumentParser:
     parser = ArgumentParser(
         description="Show a model's family, components, parameter counts and the layers LoRA can target."
     )
-    parser.add_argument(
-        "model", nargs="?", default=None, help="Hub id, local folder or preset (default: model.name)."
+    parser.add_argument(  # not "model": that name is the config section of --model.* flags
+        "model_id",
+        metavar="MODEL",
+        nargs="?",
+        default=None,
+        help="Hub id, local folder or preset (default: model.name).",
     )
     parser.add_argument(
         "--presets", action="store_true", help="List the model presets that need no download."
@@ -36,6 +40,6 @@ def run_info(args: dict[str, Any]) -> int:
         print("\n".join(preset_names()))
         return 0
     cfg = resolve_config(args, sections=("model", "lora"))
-    loaded = load_model(args.get("model") or cfg.model.name, family=cfg.model.family)
+    loaded = load_model(args.get("model_id") or cfg.model.name, family=cfg.model.family)
     print(describe(loaded, cfg.lora if args.get("report") else None))
     return 0
