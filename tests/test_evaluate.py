@@ -167,6 +167,18 @@ def test_prompt_modes(runs: list[Path], data: Path, tmp_path: Path, prompt: str)
     assert (len(clicks["run"][data.name]) == 3) if prompt == "clicks" else not clicks
 
 
+def test_data_test_split_names_the_split_eval_reads(runs: list[Path], data: Path, tmp_path: Path) -> None:
+    def images(*extra: str) -> int:
+        out = tmp_path / "_".join(extra or ("default",))
+        args = ["eval", str(runs[0]), "--datasets", str(data), "--output", str(out), "--eval.panels", "0"]
+        assert main(args + list(extra)) == 0
+        return json.loads((out / "report.json").read_text())["per_image"]["run"][data.name]["dice"]["n"]
+
+    assert images() == 3  # test split
+    assert images("--data.test_split", "valid") == 2
+    assert images("--data.test_split", "valid", "--split", "train") == 4  # --split wins
+
+
 def test_eval_needs_something(tmp_path: Path, capsys) -> None:
     assert main(["eval", "--datasets", str(tmp_path)]) == 2
     assert "nothing to evaluate" in capsys.readouterr().err

@@ -61,7 +61,7 @@ class DataConfig:
     valid_split: str = "valid"
     """Name of the validation split (optional; without it best/ equals last/)."""
     test_split: str = "test"
-    """Name of the test split (optional)."""
+    """Name of the test split (optional): the split `samlora eval` reads unless --split is given."""
     mask_type: Literal["auto", "binary", "multiclass", "instance"] = "auto"
     """How mask-folder pixel values are read."""
     class_names: dict[int, str] = field(default_factory=dict)

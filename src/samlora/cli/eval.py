@@ -30,7 +30,11 @@ def eval_parser() -> ArgumentParser:
         default=None,
         help="Data roots to evaluate on (default: the run's data.root).",
     )
-    parser.add_argument("--split", default="test", help="Split of each data set to evaluate (default: test).")
+    parser.add_argument(
+        "--split",
+        default=None,
+        help="Split of each data set to evaluate (default: data.test_split, i.e. test).",
+    )
     parser.add_argument(
         "--base", action="store_true", help="Also evaluate the vanilla base model with the same prompts."
     )
@@ -74,7 +78,7 @@ def run_eval_cmd(args: dict[str, Any]) -> int:
         )
     output = args.get("output") or (run_dirs[0] / "eval" if run_dirs else Path("samlora-eval"))
     report = run_eval(
-        cfg, adapters, datasets, args["split"], output, base=bool(args.get("base")),
+        cfg, adapters, datasets, args.get("split") or cfg.data.test_split, output, base=bool(args.get("base")),
         model_name=(args.get("model") or {}).get("name"),
         device=args["device"], precision=args["precision"],
     )  # fmt: skip
