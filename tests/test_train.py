@@ -108,30 +108,45 @@ def test_loss_resolutions(tiny_dirs: dict[str, Path], data: Path, tmp_path: Path
     assert "loss_boundary" in read_log(result.run_dir)[0]
 
 
-@pytest.mark.parametrize("cut_after", [1, 2], ids=["end-of-epoch", "mid-epoch"])
+@pytest.mark.parametrize("cut", ["end-of-epoch", "mid-epoch", "between-last-and-state"])
 def test_resume_gives_the_same_losses(
-    tiny_dirs: dict[str, Path], data: Path, tmp_path: Path, monkeypatch, cut_after: int
+    tiny_dirs: dict[str, Path], data: Path, tmp_path: Path, monkeypatch, cut: str
 ) -> None:
     # 6 training images in batches of 2: 3 steps an epoch; eval_every 3 saves at an epoch's end,
     # eval_every 2 saves in the middle of one (the resumed run then opens an extra loader mid-epoch)
-    eval_every = {1: 3, 2: 2}[cut_after]
+    eval_every = 3 if cut == "end-of-epoch" else 2
     settings = {
         "train": {"max_steps": 7, "eval_every": eval_every, "batch_size": 2},
         "lora": {"dropout": 0.1},
         "augment": {"hflip": 0.5},
     }
     full = train(cfg_for(tiny_dirs["sam"], data, tmp_path / "full", **settings))
-    original = Trainer._checkpoint
+    if cut == "between-last-and-state":  # killed after the second save wrote last/ but not state/
+        import samlora.train.trainer as trainer
 
-    def killed_after_first_save(self, *args, **kwargs):
-        original(self, *args, **kwargs)
-        raise KeyboardInterrupt  # the process dies right after the first save
+        original_save, saves = trainer.save_state, []
 
-    monkeypatch.setattr(Trainer, "_checkpoint", killed_after_first_save)
+        def killed_before_second_state(*args, **kwargs):
+            saves.append(1)
+            if len(saves) == 2:
+                raise KeyboardInterrupt
+            return original_save(*args, **kwargs)
+
+        monkeypatch.setattr(trainer, "save_state", killed_before_second_state)
+        last_step = 2 * eval_every
+    else:  # killed right after the first save
+        original = Trainer._checkpoint
+
+        def killed_after_first_save(self, *args, **kwargs):
+            original(self, *args, **kwargs)
+            raise KeyboardInterrupt
+
+        monkeypatch.setattr(Trainer, "_checkpoint", killed_after_first_save)
+        last_step = eval_every
     with pytest.raises(KeyboardInterrupt):
         train(cfg_for(tiny_dirs["sam"], data, tmp_path / "cut", **settings))
-    monkeypatch.setattr(Trainer, "_checkpoint", original)
-    assert json.loads((tmp_path / "cut" / "last" / "samlora.json").read_text())["step"] == eval_every
+    monkeypatch.undo()
+    assert json.loads((tmp_path / "cut" / "last" / "samlora.json").read_text())["step"] == last_step
     assert main(["train", "--resume", str(tmp_path / "cut")]) == 0  # the CLI path
     assert [r["step"] for r in read_log(tmp_path / "cut") if r["split"] == "train"] == list(range(1, 8))
     assert train_losses(tmp_path / "cut") == pytest.approx(
@@ -228,9 +243,37 @@ def test_nan_loss_stops_with_step_and_checkpoint(
         return (loss * float("nan"), terms) if calls["n"] == 3 else (loss, terms)
 
     monkeypatch.setattr(PromptableTask, "train_loss", poisoned)
-    with pytest.raises(TrainingError, match=r"step 3 .*last"):
+    with pytest.raises(TrainingError, match=r"step 3 .*last good checkpoint is .*last \(step 2\)"):
         train(cfg_for(tiny_dirs["sam"], data, tmp_path / "nan", train={"eval_every": 1}))
     assert json.loads((tmp_path / "nan" / "last" / "samlora.json").read_text())["step"] == 2
+    calls["n"] = 2  # NaN at the first step: there is no checkpoint to name
+    with pytest.raises(TrainingError, match=r"step 1 .*No checkpoint was saved") as err:
+        train(cfg_for(tiny_dirs["sam"], data, tmp_path / "nan1", train={"eval_every": 1}))
+    assert "last good" not in str(err.value) and not (tmp_path / "nan1" / "last").exists()
+
+
+@pytest.mark.parametrize("grad_clip", [1.0, 0.0])
+def test_non_finite_gradient_stops_without_saving(
+    tiny_dirs: dict[str, Path], data: Path, tmp_path: Path, monkeypatch, grad_clip: float
+) -> None:
+    from samlora.tasks.promptable_task import PromptableTask
+
+    original = PromptableTask.train_loss
+    calls = {"n": 0}
+
+    def infinite_gradient(self, module, *args):
+        loss, terms = original(self, module, *args)
+        calls["n"] += 1
+        if calls["n"] == 3:  # sqrt at 0: the value stays finite, its gradient is not
+            zero = sum(p.sum() for p in module.parameters() if p.requires_grad) * 0.0
+            loss = loss + torch.sqrt(zero)
+        return loss, terms
+
+    monkeypatch.setattr(PromptableTask, "train_loss", infinite_gradient)
+    cfg = cfg_for(tiny_dirs["sam"], data, tmp_path / "run", train={"eval_every": 1, "grad_clip": grad_clip})
+    with pytest.raises(TrainingError, match=r"gradient norm became nan at step 3"):
+        train(cfg)
+    assert json.loads((tmp_path / "run" / "last" / "samlora.json").read_text())["step"] == 2
 
 
 def test_refuses_to_overwrite_a_run(tiny_dirs: dict[str, Path], data: Path, tmp_path: Path) -> None:
@@ -255,16 +298,90 @@ def test_without_validation_best_equals_last(tiny_dirs: dict[str, Path], tmp_pat
     ).read_bytes()
 
 
-def test_early_stopping(tiny_dirs: dict[str, Path], data: Path, tmp_path: Path) -> None:
+def test_early_stopping(tiny_dirs: dict[str, Path], data: Path, tmp_path: Path, monkeypatch, caplog) -> None:
+    from samlora.tasks.promptable_task import PromptableTask
+
+    dice = iter([0.5, 0.6, 0.55, 0.58, 0.9, 0.95])  # best at step 2, then 2 validations without improvement
+
+    def scripted(self, *args):
+        return {"loss": 1.0, "dice": next(dice), "iou": 0.5, "objects": 2.0}
+
+    monkeypatch.setattr(PromptableTask, "validate", scripted)
+    out = tmp_path / "es"
+    caplog.set_level("INFO", logger="samlora")
     result = train(
+        cfg_for(tiny_dirs["sam"], data, out, train={"max_steps": 30, "eval_every": 1, "patience": 2})
+    )
+    assert result.steps == 4 and result.best_value == pytest.approx(0.6)
+    assert "early stopping at step 4: dice did not improve on 0.6000 in 2 validations" in caplog.text
+    assert json.loads((out / "best" / "samlora.json").read_text())["step"] == 2
+    assert json.loads((out / "last" / "samlora.json").read_text())["step"] == 4
+    resumed = train(None, resume=out)  # nothing more to do, and it says so
+    assert resumed.steps == 4 and "already stopped early at step 4" in caplog.text
+    assert max(r["step"] for r in read_log(out)) == 4
+
+
+def test_logged_terms_average_the_accumulated_micro_batches(
+    tiny_dirs: dict[str, Path], data: Path, tmp_path: Path, monkeypatch
+) -> None:
+    from samlora.tasks.promptable_task import PromptableTask
+
+    original = PromptableTask.train_loss
+    losses: list[float] = []
+
+    def numbered(self, *args):
+        loss, terms = original(self, *args)
+        losses.append(float(loss.detach()))
+        return loss, {**terms, "probe": torch.tensor(float(len(losses)))}
+
+    monkeypatch.setattr(PromptableTask, "train_loss", numbered)
+    run = train(
         cfg_for(
-            tiny_dirs["sam"],
-            data,
-            tmp_path / "es",
-            train={"max_steps": 30, "eval_every": 1, "patience": 1, "lr": 1e-12},
+            tiny_dirs["sam"], data, tmp_path / "acc", train={"max_steps": 0, "epochs": 1, "grad_accum": 3}
         )
     )
-    assert result.steps < 30
+    (record,) = [r for r in read_log(run.run_dir) if r["split"] == "train"]
+    assert record["probe"] == pytest.approx(2.0)  # mean of micro-batches 1, 2, 3
+    assert record["loss"] == pytest.approx(sum(losses) / 3, rel=1e-5)
+
+
+def test_records_epochs_throughput_and_atomic_files(
+    tiny_dirs: dict[str, Path], data: Path, tmp_path: Path, monkeypatch
+) -> None:
+    import os
+    from types import SimpleNamespace
+
+    import samlora.train.trainer as trainer
+    from samlora.tasks.promptable_task import PromptableTask
+
+    clock = {"t": 0.0}
+
+    def perf_counter() -> float:  # a clock where training takes 0.01 s a reading and validation 1000 s
+        clock["t"] += 0.01
+        return clock["t"]
+
+    original, replaced = PromptableTask.validate, []
+    real_replace = os.replace
+
+    def slow(self, *args):
+        clock["t"] += 1000.0
+        return original(self, *args)
+
+    def spy_replace(src, dst):
+        replaced.append(Path(dst).name)
+        return real_replace(src, dst)
+
+    monkeypatch.setattr(trainer, "time", SimpleNamespace(perf_counter=perf_counter))
+    monkeypatch.setattr(PromptableTask, "validate", slow)
+    monkeypatch.setattr(os, "replace", spy_replace)
+    # 3 steps an epoch: validating at step 3 ends epoch 0; the valid row says epoch 0 like the train row
+    run = train(cfg_for(tiny_dirs["sam"], data, tmp_path / "r", train={"max_steps": 4, "eval_every": 3}))
+    records = read_log(run.run_dir)
+    epochs = {(r["split"], r["step"]): r["epoch"] for r in records}
+    assert epochs[("valid", 3)] == epochs[("train", 3)] == 0 and epochs[("train", 4)] == 1
+    after = next(r for r in records if r["split"] == "train" and r["step"] == 4)
+    assert after["images_per_s"] > 1.0  # 8 images in well under 1 s of training; 1000 s would give < 0.01
+    assert {"config.yaml", "loss_curve.png"} <= set(replaced)  # written to a temporary file, then renamed
 
 
 def test_data_cache_decodes_once(tiny_dirs: dict[str, Path], data: Path, tmp_path: Path, monkeypatch) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 from pathlib import Path
 from typing import Any
 
@@ -33,7 +34,9 @@ class MetricsLog:
             for line in self.path.read_text().splitlines()
             if line and json.loads(line).get("step", 0) <= step
         ]
-        self.path.write_text("".join(line + "\n" for line in kept))
+        tmp = self.path.with_name(f".{LOG_FILE}.tmp-{os.getpid()}")
+        tmp.write_text("".join(line + "\n" for line in kept))
+        os.replace(tmp, self.path)
 
 
 def read_log(run_dir: Path) -> list[dict[str, Any]]:
@@ -90,7 +93,9 @@ def plot_loss_curve(run_dir: Path, out: Path | None = None) -> Path:
     elif train or valid:
         ax.legend()
     fig.tight_layout()
-    out = out or Path(run_dir) / "loss_curve.png"
-    fig.savefig(out)
+    out = Path(out or Path(run_dir) / "loss_curve.png")
+    tmp = out.with_name(f".{out.stem}.tmp-{os.getpid()}{out.suffix}")  # the suffix picks the format
+    fig.savefig(tmp)
     plt.close(fig)
+    os.replace(tmp, out)
     return out

@@ -1,8 +1,11 @@
 """Resume state without pickle: tensors in safetensors, everything else in JSON.
 
 ``state/`` of a run holds the optimiser (tensors + param groups), the
-scheduler, the random generators (torch CPU/CUDA, numpy, python) and the
-trainer's counters, written atomically beside ``last/`` (the weights).
+scheduler, the random generators (torch CPU/CUDA, numpy, python), the
+trainer's counters and the trainable weights they belong to, written
+atomically in one rename: a run killed between saving ``last/`` and
+``state/`` resumes from the state's own weights, never from newer ``last/``
+weights paired with older counters.
 """
 
 from __future__ import annotations
@@ -80,6 +83,7 @@ def save_state(
     optimizer: torch.optim.Optimizer,
     scheduler: torch.optim.lr_scheduler.LRScheduler,
     counters: dict[str, Any],
+    weights: dict[str, torch.Tensor],
 ) -> Path:
     """Write ``run_dir/state`` atomically (temporary folder, then rename)."""
     final = Path(run_dir) / STATE_DIR
@@ -89,6 +93,7 @@ def save_state(
     save_file(opt_tensors, str(tmp / "optimizer.safetensors"))
     rng_tensors, rng_meta = _rng_state()
     save_file(rng_tensors, str(tmp / "rng.safetensors"))
+    save_file({k: v.contiguous() for k, v in weights.items()}, str(tmp / "weights.safetensors"))
     meta = {"optimizer": opt_meta, "scheduler": scheduler.state_dict(), "rng": rng_meta, "counters": counters}
     (tmp / "trainer_state.json").write_text(json.dumps(meta))
     old = None
@@ -103,11 +108,11 @@ def save_state(
 
 def load_state(
     run_dir: Path, optimizer: torch.optim.Optimizer, scheduler: torch.optim.lr_scheduler.LRScheduler
-) -> dict[str, Any]:
-    """Restore optimiser, scheduler and random generators; return the trainer's counters."""
+) -> tuple[dict[str, Any], dict[str, torch.Tensor]]:
+    """Restore optimiser, scheduler and random generators; return the counters and trainable weights."""
     folder = Path(run_dir) / STATE_DIR
     meta = json.loads((folder / "trainer_state.json").read_text())
     _optimizer_from_files(optimizer, load_file(str(folder / "optimizer.safetensors")), meta["optimizer"])
     scheduler.load_state_dict(meta["scheduler"])
     _set_rng_state(load_file(str(folder / "rng.safetensors")), meta["rng"])
-    return meta["counters"]
+    return meta["counters"], load_file(str(folder / "weights.safetensors"))

@@ -10,6 +10,7 @@ uninterrupted one exactly.
 from __future__ import annotations
 
 import importlib.util
+import json
 import logging
 import math
 import os
@@ -24,7 +25,7 @@ from accelerate import Accelerator
 from accelerate.state import AcceleratorState, GradientState
 from accelerate.utils import DistributedDataParallelKwargs, set_seed
 
-from ..adapters import adapter_metadata, load_adapter, save_adapter, save_model_folder
+from ..adapters import META_FILE, adapter_metadata, load_adapter, save_adapter, save_model_folder
 from ..config import Config, load_config, save_config
 from ..data.prompts import seed_for
 from ..errors import ConfigError, SamloraError
@@ -257,9 +258,13 @@ class Trainer:
         scheduler = make_scheduler(optimizer, total_steps, tr.warmup_steps, tr.schedule)
         module, optimizer = acc.prepare(module, optimizer)
         metrics_log = MetricsLog(self.run_dir, enabled=acc.is_main_process)
-        counters = {"step": 0, "epoch": 0, "batch": 0, "best": None, "bad_validations": 0, "images": 0}
+        counters = {
+            "step": 0, "epoch": 0, "batch": 0, "best": None, "bad_validations": 0, "images": 0,
+            "stopped_early": False,
+        }  # fmt: skip
         if self.resuming:
-            counters = load_state(self.run_dir, optimizer, scheduler)
+            counters, weights = load_state(self.run_dir, optimizer, scheduler)
+            self._restore_weights(weights)
             metrics_log.truncate_after(counters["step"])
         if acc.is_main_process:
             log.info(
@@ -274,9 +279,17 @@ class Trainer:
         if acc.log_with:
             acc.init_trackers("samlora", config=_flat(cfg))
         history: list[dict[str, Any]] = []
-        step, stop = counters["step"], False
+        step, stop = counters["step"], bool(counters.get("stopped_early"))
+        if stop and acc.is_main_process:
+            log.warning(
+                "%s already stopped early at step %d (no better validation %s in train.patience=%d "
+                "validations); nothing to resume. Its adapter is in %s; start a new run to train further",
+                self.run_dir, step, best_metric, tr.patience, self.run_dir / "best",
+            )  # fmt: skip
         progress = _progress(acc, total_steps, step)
-        started, images_at_start = time.perf_counter(), counters["images"]
+        started, images_at_start, checkpoint_time = time.perf_counter(), counters["images"], 0.0
+        term_sums: dict[str, torch.Tensor] = {}
+        micro_batches = 0
         while step < total_steps and not stop:
             epoch = counters["epoch"]
             indices = epoch_indices(
@@ -297,18 +310,27 @@ class Trainer:
                     with acc.autocast():
                         loss, terms = task.train_loss(module, batch, generator)
                     if not torch.isfinite(loss):
-                        raise TrainingError(
-                            f"the loss became {loss.item()} at step {step + 1} (epoch {epoch}); nothing was saved from "
-                            f"this step. The last good checkpoint is {self.run_dir / 'last'}. Lower train.lr, use "
-                            "train.precision bf16 instead of fp16, or check the data with `samlora data check`"
-                        )
+                        self._stop_non_finite(f"the loss became {loss.item()}", step + 1, epoch)
                     acc.backward(loss)
-                    if acc.sync_gradients and tr.grad_clip > 0:
-                        acc.clip_grad_norm_(trainable, tr.grad_clip)
+                    if acc.sync_gradients:
+                        norm = (
+                            acc.clip_grad_norm_(trainable, tr.grad_clip)
+                            if tr.grad_clip > 0
+                            else _grad_norm(trainable)
+                        )
+                        if not torch.isfinite(torch.as_tensor(norm)):
+                            self._stop_non_finite(
+                                f"the loss was finite but the gradient norm became {float(norm)}",
+                                step + 1,
+                                epoch,
+                            )
                     optimizer.step()
                     optimizer.zero_grad(set_to_none=True)
                 counters["batch"] += 1
                 counters["images"] += len(batch) * acc.num_processes
+                for key, value in terms.items():  # logged terms: the mean over the accumulated micro-batches
+                    term_sums[key] = term_sums.get(key, 0.0) + value.detach().float()
+                micro_batches += 1
                 if not acc.sync_gradients:
                     continue
                 lr_used = scheduler.get_last_lr()[0]
@@ -316,8 +338,9 @@ class Trainer:
                 step += 1
                 counters["step"] = step
                 record = {"split": "train", "step": step, "epoch": epoch, "lr": lr_used}
-                record.update({k: float(v) for k, v in terms.items()})
-                elapsed = max(time.perf_counter() - started, 1e-9)
+                record.update({k: float(v) / micro_batches for k, v in term_sums.items()})
+                term_sums, micro_batches = {}, 0
+                elapsed = max(time.perf_counter() - started - checkpoint_time, 1e-9)  # training time only
                 record["images_per_s"] = (counters["images"] - images_at_start) / elapsed
                 if step % tr.log_every == 0 or step == total_steps:
                     metrics_log.write(record)
@@ -332,9 +355,19 @@ class Trainer:
                     counters["epoch"], counters["batch"] = epoch + 1, 0
                 due = (tr.eval_every and step % tr.eval_every == 0) or (not tr.eval_every and end_of_epoch)
                 if due or step == total_steps:
+                    checkpoint_started = time.perf_counter()
                     stop = self._checkpoint(
-                        task, valid_set, counters, best_metric, metrics_log, history, optimizer, scheduler
+                        task,
+                        valid_set,
+                        counters,
+                        epoch,
+                        best_metric,
+                        metrics_log,
+                        history,
+                        optimizer,
+                        scheduler,
                     )
+                    checkpoint_time += time.perf_counter() - checkpoint_started
                 if step >= total_steps or stop or end_of_epoch:
                     break
         progress.close()
@@ -375,16 +408,48 @@ class Trainer:
         if acc.is_main_process:
             log.info("all %d processes hold identical trainable weights", acc.num_processes)
 
+    def _stop_non_finite(self, what: str, step: int, epoch: int) -> None:
+        """Stop the run: a non-finite loss or gradient would make every later step garbage."""
+        last = self.run_dir / "last"
+        saved = (
+            f"The last good checkpoint is {last} (step {_saved_step(last)})."
+            if last.is_dir()
+            else "No checkpoint was saved before it (the first is written at the first validation)."
+        )
+        raise TrainingError(
+            f"{what} at step {step} (epoch {epoch}); nothing was saved from this step. {saved} Lower train.lr, "
+            "use train.precision bf16 instead of fp16, or check the data with `samlora data check`"
+        )
+
+    def _trainable_weights(self) -> dict[str, torch.Tensor]:
+        return {n: p.detach().cpu().clone() for n, p in self.model.named_parameters() if p.requires_grad}
+
+    def _restore_weights(self, weights: dict[str, torch.Tensor]) -> None:
+        """Load the trainable weights saved with the resume state (they match its counters)."""
+        params = {n: p for n, p in self.model.named_parameters() if p.requires_grad}
+        if set(params) != set(weights):
+            raise TrainingError(
+                f"the resume state in {self.run_dir / STATE_DIR} holds other trainable weights than the model "
+                f"rebuilt from config.yaml ({len(weights)} vs {len(params)} tensors); start a new run"
+            )
+        with torch.no_grad():
+            for name, param in params.items():
+                param.copy_(weights[name].to(param.device, param.dtype))
+
     def _checkpoint(
-        self, task, valid_set, counters, best_metric, metrics_log, history, optimizer, scheduler
+        self, task, valid_set, counters, epoch, best_metric, metrics_log, history, optimizer, scheduler
     ) -> bool:
-        """Validate (if there is a split), save last/ (+ best/ when improved) and the resume state."""
+        """Validate (if there is a split), save last/ (+ best/ when improved) and the resume state.
+
+        The resume state is written last and holds the trainable weights too, so a run killed
+        between two of these writes resumes from one consistent point.
+        """
         acc, tr = self.accelerator, self.cfg.train
         step = counters["step"]
         metrics: dict[str, float] = {}
         if valid_set is not None:
             metrics = task.validate(self.model, valid_set, acc)
-            record = {"split": "valid", "step": step, "epoch": counters["epoch"], **metrics}
+            record = {"split": "valid", "step": step, "epoch": epoch, **metrics}
             metrics_log.write(record)
             history.append(record)
             if acc.log_with:
@@ -410,9 +475,29 @@ class Trainer:
                     save_model_folder(unwrapped, self.run_dir / name, meta, self.loaded.tokenizer)
                 else:
                     save_adapter(unwrapped, self.run_dir / name, meta)
-            save_state(self.run_dir, optimizer, scheduler, counters)
+        stop = bool(tr.patience and counters["bad_validations"] >= tr.patience)
+        counters["stopped_early"] = stop
+        if acc.is_main_process:
+            save_state(self.run_dir, optimizer, scheduler, counters, self._trainable_weights())
+            if stop:
+                log.info(
+                    "early stopping at step %d: %s did not improve on %.4f in %d validations (train.patience)",
+                    step, best_metric, counters["best"], tr.patience,
+                )  # fmt: skip
         acc.wait_for_everyone()
-        return bool(tr.patience and counters["bad_validations"] >= tr.patience)
+        return stop
+
+
+def _grad_norm(params: list[torch.nn.Parameter]) -> torch.Tensor:
+    grads = [p.grad.detach().float().norm() for p in params if p.grad is not None]
+    return torch.linalg.vector_norm(torch.stack(grads)) if grads else torch.zeros(())
+
+
+def _saved_step(folder: Path) -> str:
+    try:
+        return str(json.loads((folder / META_FILE).read_text())["step"])
+    except (OSError, ValueError, KeyError):
+        return "unknown"
 
 
 def _mps() -> bool:
