@@ -13,7 +13,7 @@ from PIL import Image
 from samlora.adapters import adapter_metadata, save_adapter
 from samlora.cli import main
 from samlora.config import LoraSettings
-from samlora.errors import AdapterError, PromptError
+from samlora.errors import AdapterError, PromptError, SamloraError
 from samlora.lora import apply_lora
 from samlora.models.loading import load_model
 from samlora.postprocess import PostProcess
@@ -115,6 +115,65 @@ def test_switching_equals_single_adapter_predictor(
     )
     assert np.array_equal(outputs["vanilla"].masks, base.masks)
     assert not np.allclose(outputs["one"].scores, outputs["two"].scores)
+
+
+def test_fresh_two_adapter_predictor_runs_the_first_adapter(
+    tiny_dirs: dict[str, Path], adapters: list[Path], image: np.ndarray
+) -> None:
+    both = Predictor(str(tiny_dirs["sam"]), adapters={"a": adapters[0], "b": adapters[1]}, device="cpu")
+    assert both.active == "a"
+    boxes = [[20, 10, 50, 30], [5, 5, 40, 40]]
+    fresh = both.predict(image, boxes=boxes)  # no use() call
+    alone = Predictor(str(tiny_dirs["sam"]), adapters={"a": adapters[0]}, device="cpu").predict(
+        image, boxes=boxes
+    )
+    other = Predictor(str(tiny_dirs["sam"]), adapters={"b": adapters[1]}, device="cpu").predict(
+        image, boxes=boxes
+    )
+    assert np.array_equal(fresh.masks, alone.masks) and np.allclose(fresh.scores, alone.scores, atol=1e-6)
+    assert not np.allclose(fresh.scores, other.scores, atol=1e-4)
+
+
+def test_use_keeps_the_image_and_reencodes_it_with_the_new_adapter(
+    tiny_dirs: dict[str, Path], adapters: list[Path], image: np.ndarray
+) -> None:
+    boxes = [[20, 10, 50, 30], [5, 5, 40, 40]]
+    single = {
+        "a": Predictor(str(tiny_dirs["sam"]), adapters={"a": adapters[0]}, device="cpu"),
+        "b": Predictor(str(tiny_dirs["sam"]), adapters={"b": adapters[1]}, device="cpu"),
+        "vanilla": Predictor(str(tiny_dirs["sam"]), device="cpu"),
+    }
+    expected = {name: p.predict(image, boxes=boxes) for name, p in single.items()}
+    both = Predictor(str(tiny_dirs["sam"]), adapters={"a": adapters[0], "b": adapters[1]}, device="cpu")
+    both.set_image(image)
+    for name in ("a", "b", "vanilla", "a", "b"):  # the README's use("skin"); predict(...) with no set_image
+        both.use(name)
+        got = both.predict(boxes=boxes)
+        assert np.array_equal(got.masks, expected[name].masks), name
+        assert np.allclose(got.scores, expected[name].scores, atol=1e-6), name
+    assert not np.allclose(expected["a"].scores, expected["b"].scores, atol=1e-4)
+
+
+def test_use_after_set_images_keeps_the_batch_and_selection(
+    tiny_dirs: dict[str, Path], adapters: list[Path], image: np.ndarray
+) -> None:
+    other = np.ascontiguousarray(image[:, ::-1][:40])
+    base = Predictor(str(tiny_dirs["sam"]), device="cpu").predict(other, points=[[10, 10]])
+    predictor = Predictor(str(tiny_dirs["sam"]), adapters=[adapters[0]], device="cpu")
+    predictor.set_images([image, other])
+    predictor.select(1)
+    predictor.predict(points=[[10, 10]])
+    predictor.use("vanilla")
+    got = predictor.predict(points=[[10, 10]])
+    assert got.masks.shape == (1, 40, 70) and np.array_equal(got.masks, base.masks)
+    assert np.allclose(got.scores, base.scores, atol=1e-6)
+
+
+def test_predict_before_any_image_names_set_image(tiny_dirs: dict[str, Path], adapters: list[Path]) -> None:
+    predictor = Predictor(str(tiny_dirs["sam"]), adapters=[adapters[0]], device="cpu")
+    predictor.use("vanilla")
+    with pytest.raises(SamloraError, match=r"call set_image\(image\)"):
+        predictor.predict(boxes=[[1, 1, 10, 10]])
 
 
 def test_merged_equals_unmerged(tiny_dirs: dict[str, Path], adapters: list[Path], image: np.ndarray) -> None:

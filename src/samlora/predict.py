@@ -131,6 +131,8 @@ class Predictor:
         self.model: torch.nn.Module = self.loaded.model
         for name, folder in adapters.items():
             self.model = load_adapter(self.loaded, self.model, folder, adapter_name=name)
+        if adapters:  # PEFT activates the last adapter loaded; `active` names the first
+            use_adapter(self.model, next(iter(adapters)))
         if merge:
             if len(adapters) != 1:
                 raise SamloraError(f"merge needs exactly one adapter, got {len(adapters)}")
@@ -139,7 +141,8 @@ class Predictor:
         self.model.to(self.device).eval()
         self.adapter_names = list(adapters)
         self.active = self.adapter_names[0] if self.adapter_names else VANILLA
-        self._embedding: object | None = None
+        self._batch: object | None = None  # preprocessed pixels of the last set_images call
+        self._embeddings: dict[str, object] = {}  # adapter name -> embedding of _batch
         self._sizes: list[tuple[int, int]] = []
         self._size: tuple[int, int] | None = None
         self._index = 0
@@ -153,7 +156,12 @@ class Predictor:
     # ------------------------------------------------------------------ adapters
 
     def use(self, name: str) -> None:
-        """Activate adapter ``name``, or ``"vanilla"`` for the base model (adapters disabled)."""
+        """Activate adapter ``name``, or ``"vanilla"`` for the base model (adapters disabled).
+
+        The image given to :meth:`set_image` stays: LoRA may sit in the image
+        encoder, so the next :meth:`predict` encodes it again with ``name``
+        (once; embeddings are kept per adapter until the next image).
+        """
         if name != VANILLA and name not in self.adapter_names:
             raise SamloraError(f"no adapter named '{name}'; loaded: {self.adapter_names + [VANILLA]}")
         if self.merged and name != self.active:
@@ -164,7 +172,6 @@ class Predictor:
         if name != VANILLA and isinstance(self.model, peft.PeftModel):
             use_adapter(self.model, name)
         self.active = name
-        self._embedding = None
 
     def _context(self):
         if self.active == VANILLA and isinstance(self.model, peft.PeftModel):
@@ -187,15 +194,25 @@ class Predictor:
         self._torch = isinstance(images[0], torch.Tensor)
         self._sizes = [(int(p.shape[1]), int(p.shape[2])) for p in pixels]
         work = [_shrink(p.to(self.device), self.resolution) for p in pixels]
-        batch = self.loaded.preprocessing.images(work, self.device)
-        with self._context(), autocast_for(self.device, self.precision):
-            if self.loaded.spec.task == "concept":
-                from .models.concept import encode_images
-
-                self._embedding = encode_images(self.model, batch)
-            else:
-                self._embedding = encode(self.model, self.loaded.spec, batch)
+        self._batch = self.loaded.preprocessing.images(work, self.device)
+        self._embeddings = {}
+        self._embedding()
         self.select(0)
+
+    def _embedding(self) -> object:
+        """Embedding of the last :meth:`set_images` batch under the active adapter, encoded on first need."""
+        if self._batch is None:
+            raise SamloraError("call set_image(image) (or pass image=...) before predict")
+        if self.active not in self._embeddings:
+            with torch.no_grad(), self._context(), autocast_for(self.device, self.precision):
+                if self.loaded.spec.task == "concept":
+                    from .models.concept import encode_images
+
+                    embedding = encode_images(self.model, self._batch)
+                else:
+                    embedding = encode(self.model, self.loaded.spec, self._batch)
+            self._embeddings[self.active] = embedding
+        return self._embeddings[self.active]
 
     def select(self, index: int) -> None:
         """Make image ``index`` of the last :meth:`set_images` batch the one prompts refer to."""
@@ -249,8 +266,7 @@ class Predictor:
         """
         if image is not None:
             self.set_image(image)
-        if self._embedding is None:
-            raise SamloraError("call set_image(image) (or pass image=...) before predict")
+        self._embedding()  # raises without an image; encodes it for a newly used adapter
         if text is not None:
             texts = [text] if isinstance(text, str) else list(text)
             if not texts:
@@ -307,7 +323,7 @@ class Predictor:
         single_point = pt_t is not None and box_t is None and pt_t.shape[1] == 1
         multimask = single_point if multimask is None else multimask
         index = torch.full((n,), self._index, dtype=torch.long, device=self.device)
-        emb: ImageEmbeddings = self._embedding
+        emb: ImageEmbeddings = self._embedding()
         with self._context(), autocast_for(self.device, self.precision):
             out = decode(
                 self.model, spec, emb, index, boxes=box_t, points=pt_t, labels=lab_t, multimask=multimask
@@ -340,7 +356,7 @@ class Predictor:
         everything = replace(post, top_k=1 << 30)  # top-k counts per (image, prompt) below, like eval
         with self._context(), autocast_for(self.device, self.precision):
             masks, scores, labels = predict_concepts(
-                self.model, self.loaded, self._embedding, texts, self._size, everything, image=self._index
+                self.model, self.loaded, self._embedding(), texts, self._size, everything, image=self._index
             )
         masks, scores, labels = masks.cpu(), scores.float().cpu(), labels.cpu()
         keep = masks.flatten(1).any(1)  # an empty mask is no detection

@@ -208,10 +208,10 @@ def run_predict(
                 own.category_ids[k] if own.category_ids else 1 for k in pred.prompt_index.tolist()
             ]  # fmt: skip
             detections += _write(out, name, pixels, pred, image_id, ids, results, draw_boxes)
-            done.append((name, pixels, own, pred))
-        if compare:  # after the chunk: switching adapters drops the chunk's embeddings
-            for name, pixels, own, pred in done:
-                _compare(predictor, out, name, pixels, own, texts, post, pred)
+            done.append((i, name, pixels, own, pred))
+        if compare:  # after the chunk: vanilla encodes the chunk once, in one pass
+            for i, name, pixels, own, pred in done:
+                _compare(predictor, out, i, name, pixels, own, texts, post, pred)
         bar.update(len(images[first : first + step]))
     bar.close()
     (out / "predictions.json").write_text(json.dumps(results) + "\n")
@@ -261,12 +261,21 @@ def _write(
 
 
 def _compare(
-    predictor: Predictor, out: Path, name: str, pixels: np.ndarray, prompts: ImagePrompts, texts, post, pred
+    predictor: Predictor,
+    out: Path,
+    index: int,
+    name: str,
+    pixels: np.ndarray,
+    prompts: ImagePrompts,
+    texts,
+    post,
+    pred,
 ) -> None:
+    """Write the adapter | vanilla (| ground truth) panel of image ``index`` of the current chunk."""
     active = predictor.active
     predictor.use(VANILLA)
     try:
-        predictor.set_image(pixels)
+        predictor.select(index)
         base = _run_one(predictor, prompts, texts, post)
     finally:
         predictor.use(active)
