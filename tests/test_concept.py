@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 
 import peft
@@ -85,6 +86,22 @@ def test_loss_falls_when_overfitting(tiny_dirs: dict[str, Path], coco: Path, tmp
     assert last < 0.7 * first, (first, last)
 
 
+def test_negative_prompts_teach_the_presence_head(tiny_dirs: dict[str, Path], tmp_path: Path) -> None:
+    """A category that no image holds is only ever a negative prompt: the presence loss of the
+    negatives falls from its starting value 0.5 ln 2 (presence logit 0) as the head learns absence."""
+    data = write_coco_dataset(tmp_path / "coco", n_train=4, n_valid=0, n_test=0, seed=3, size=56)
+    ann = data / "train" / "_annotations.coco.json"
+    coco_json = json.loads(ann.read_text())
+    coco_json["categories"].append({"id": 99, "name": "triangle", "supercategory": "shapes"})
+    ann.write_text(json.dumps(coco_json))
+    cfg = concept_cfg(tiny_dirs["sam3"], data, tmp_path / "run", max_steps=60, eval_every=60, lr=3e-3)
+    cfg.prompts.negatives_per_image = 2
+    rows = [r for r in read_log(train(cfg).run_dir) if r["split"] == "train"]
+    negatives = [r["presence_loss_negatives"] for r in rows]
+    first, last = sum(negatives[:5]) / 5, sum(negatives[-5:]) / 5
+    assert abs(first - 0.5 * math.log(2)) < 0.01 and last < 0.85 * first, (first, last)
+
+
 def test_eval_writes_map_and_cgf1(tiny_dirs: dict[str, Path], coco: Path, tmp_path: Path, capsys) -> None:
     run = train(concept_cfg(tiny_dirs["sam3"], coco, tmp_path / "run", max_steps=2))
     out = tmp_path / "eval"
@@ -130,8 +147,10 @@ def test_predict_with_adapter_and_prompts(tiny_dirs: dict[str, Path], coco: Path
     out = tmp_path / "pred"
     image = next((coco / "test").glob("*.png"))
     code = main(["predict", str(image), "--adapter", str(run.run_dir), "--prompt", "square", "disc", "--threshold", "0",
-                 "--nms-iou", "1", "--top-k", "4", "--output", str(out)])  # fmt: skip
+                 "--nms-iou", "1", "--top-k", "2", "--mask-threshold", "-10", "--output", str(out)])  # fmt: skip
+    # (the tiny model's mask logits are all negative: a low mask threshold makes them non-empty,
+    # since an empty mask is never a detection)
     assert code == 0
     results = json.loads((out / "predictions.json").read_text())
-    assert 0 < len(results) <= 4 and all(torch.isfinite(torch.tensor(r["score"])) for r in results)
-    assert {r["category_id"] for r in results} <= {3, 11}  # the data set's own category ids
+    assert len(results) == 4 and all(torch.isfinite(torch.tensor(r["score"])) for r in results)
+    assert {r["category_id"] for r in results} == {3, 11}  # each prompt, with its data set's own id

@@ -361,7 +361,7 @@ class Predictor:
         masks, scores, labels = masks.cpu(), scores.float().cpu(), labels.cpu()
         keep = masks.flatten(1).any(1)  # an empty mask is no detection
         for t in labels.unique().tolist():
-            mine = (labels == t).nonzero()[:, 0]
+            mine = ((labels == t) & keep).nonzero()[:, 0]  # top-k among the non-empty ones
             ranked = mine[scores[mine].argsort(descending=True)]
             keep[ranked[post.top_k :]] = False
         masks, scores, labels = masks[keep], scores[keep], labels[keep]

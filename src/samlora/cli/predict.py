@@ -70,6 +70,12 @@ def predict_parser() -> ArgumentParser:
         "--fill-holes", action="store_true", help="Fill holes inside predicted masks (any prompt)."
     )
     p.add_argument(
+        "--mask-threshold",
+        type=float,
+        default=0.0,
+        help="Mask logit above which a pixel is foreground (default 0, i.e. probability 0.5).",
+    )
+    p.add_argument(
         "--resolution",
         type=int,
         default=0,
@@ -122,6 +128,7 @@ def run_predict_cmd(args: dict[str, Any]) -> int:
         threshold=threshold if threshold is not None else (0.5 if texts else float("-inf")), nms_iou=args["nms_iou"],
         nms_kind=args["nms_kind"], top_k=args["top_k"], min_area=args["min_area"],
         merge=bool(args.get("merge")), fill_holes=bool(args.get("fill_holes")),
+        mask_threshold=args["mask_threshold"],
     )  # fmt: skip
     prompts = ImagePrompts(boxes=boxes, points=points, labels=labels)
     category_ids = _category_ids(adapter, texts) if texts else None
