@@ -101,6 +101,27 @@ def test_module_name_target(tiny_dirs: dict[str, Path]) -> None:
     assert plan.targets == ["mask_decoder.iou_prediction_head.proj_in"]
 
 
+@pytest.mark.parametrize("family", FAMILIES)
+def test_module_names_as_info_lists_them_are_targets(tiny_dirs: dict[str, Path], family: str) -> None:
+    """``layers.N.<...>`` (N = any layer index), as ``samlora info`` shows names, targets every layer."""
+    from samlora.lora import linear_layers
+
+    loaded = load_model(str(tiny_dirs[family]))
+    component = "vision_encoder"
+    names = [n for n, (comp, _) in linear_layers(loaded.model, loaded.spec).items() if comp == component]
+    indexed = sorted(n for n in names if re.search(r"\.\d+\.", n))
+    shown = re.sub(r"\.\d+\.", ".N.", indexed[0].split(".", 1)[1])  # as info prints it
+    expected = sorted(
+        n for n in names if re.fullmatch(re.escape(shown).replace("N", r"\d+"), n.split(".", 1)[1])
+    )
+    plan = plan_lora(loaded.model, loaded.spec, LoraSettings(components=[component], target_modules=[shown]))
+    assert plan.targets == expected and len(expected) >= 2, (shown, plan.targets)
+    model, _ = apply_lora(
+        loaded.model, loaded.spec, LoraSettings(components=[component], target_modules=[shown])
+    )
+    assert lora_modules(model) == set(expected)
+
+
 def test_target_matching_nothing_lists_what_exists(tiny_dirs: dict[str, Path]) -> None:
     loaded = load_model(str(tiny_dirs["sam"]))
     with pytest.raises(LoraTargetError) as err:

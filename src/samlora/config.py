@@ -43,7 +43,8 @@ class LoraSettings:
     components: list[str] = field(default_factory=lambda: ["vision_encoder"])
     """Components that get LoRA (samlora info MODEL lists them), or [all]."""
     target_modules: list[str] = field(default_factory=lambda: ["q_proj", "v_proj"])
-    """Layers inside those components: q_proj k_proj v_proj qkv out_proj mlp attention all-linear, or module names."""
+    """Layers inside those components: q_proj k_proj v_proj qkv out_proj mlp attention all-linear, or module
+    names as `samlora info --report` lists them (N = any layer index, e.g. layers.N.attention.q_proj)."""
     train_fully: list[str] = field(default_factory=list)
     """Components whose weights are all trained and saved with the adapter (e.g. mask_decoder)."""
 

@@ -97,6 +97,11 @@ def _select(token: str, layers: dict[str, str], spec: FamilySpec, notes: list[st
                 if note not in notes:
                     notes.append(note)
         return {n for n, k in layers.items() if k in kinds}
+    if "N" in token.split("."):  # a name as `samlora info` shows it: N stands for any layer index
+        pattern = re.compile(
+            r"(?:.*\.)?" + r"\.".join(r"\d+" if p == "N" else re.escape(p) for p in token.split("."))
+        )
+        return {n for n in layers if pattern.fullmatch(n)}
     return {n for n in layers if n == token or n.endswith("." + token)}
 
 
