@@ -5,15 +5,20 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 # Without a GPU, install the CPU build of torch first (a plain `torch` requirement
-# would pull a multi-GB CUDA build). Override with TORCH_SPEC=... if needed.
-TORCH_SPEC ?= torch==2.13.0
+# would pull a multi-GB CUDA build): from the configured indexes / find-links when
+# they hold it, else from PyTorch's CPU index. Override with TORCH_SPEC=... if needed.
+TORCH_SPEC ?= torch==2.13.0+cpu
+TORCH_CPU_INDEX ?= https://download.pytorch.org/whl/cpu
 
 .PHONY: setup demo test lint
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
-	if ! command -v nvidia-smi >/dev/null 2>&1; then $(BIN)/python -m pip install -q "$(TORCH_SPEC)"; fi
+	if ! command -v nvidia-smi >/dev/null 2>&1; then \
+		$(BIN)/python -m pip install -q "$(TORCH_SPEC)" 2>/dev/null \
+		|| $(BIN)/python -m pip install -q "$(TORCH_SPEC)" --extra-index-url "$(TORCH_CPU_INDEX)"; \
+	fi
 	$(BIN)/python -m pip install -q -e ".[dev]"
 	touch $@
 

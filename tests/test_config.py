@@ -43,6 +43,18 @@ def test_yaml_scientific_notation_is_a_number(tmp_path: Path) -> None:
         config_from_dict({"train": {"lr": "fast"}})
 
 
+def test_shipped_presets_load_by_name(tmp_path: Path, monkeypatch) -> None:
+    """The presets ship inside the package: ``--config medical`` works after a plain pip install."""
+    from samlora.config_io import PRESET_DIR, config_presets
+
+    assert config_presets() == sorted(p.stem for p in (REPO / "configs").glob("*.yaml"))
+    assert (REPO / "configs").resolve() == PRESET_DIR
+    monkeypatch.chdir(tmp_path)
+    assert load_config("medical").lora.alpha == 1.0 and load_config("minimal.yaml").lora.rank == 4
+    with pytest.raises(ConfigError, match="preset name.*medical"):
+        load_config("no-such-preset")
+
+
 def test_typo_names_nearest_key(tmp_path: Path) -> None:
     path = tmp_path / "c.yaml"
     path.write_text("lora:\n  rnak: 8\n")

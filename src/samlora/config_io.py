@@ -43,11 +43,32 @@ def save_config(cfg: Config, path: str | Path) -> None:
     Path(path).write_text(yaml.safe_dump(to_dict(cfg), sort_keys=False))
 
 
+PRESET_DIR = Path(__file__).resolve().parent / "configs"
+"""Config presets shipped with the package (``configs/`` in the repository links here)."""
+
+
+def config_presets() -> list[str]:
+    """Names of the shipped config presets (``--config NAME`` reads ``PRESET_DIR/NAME.yaml``)."""
+    return sorted(p.stem for p in PRESET_DIR.glob("*.yaml"))
+
+
 def read_yaml(path: str | Path) -> dict[str, Any]:
-    """Read a YAML mapping, with a clear error for a missing file or bad YAML."""
+    """Read a YAML mapping, with a clear error for a missing file or bad YAML.
+
+    A bare preset name (``medical``, or ``medical.yaml``) that is not a file here reads the shipped preset.
+    """
     path = Path(path)
+    preset = PRESET_DIR / f"{path.name.removesuffix('.yaml')}.yaml"
+    if not path.is_file() and path.parent == Path(".") and preset.is_file():
+        path = preset
     if not path.is_file():
-        raise ConfigError([f"config file {path} does not exist; pass the path of a YAML file"], str(path))
+        raise ConfigError(
+            [
+                f"config file {path} does not exist; pass the path of a YAML file or a preset name "
+                f"({', '.join(config_presets())})"
+            ],
+            str(path),
+        )
     try:
         data = yaml.safe_load(path.read_text()) or {}
     except yaml.YAMLError as err:
