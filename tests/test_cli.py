@@ -77,6 +77,12 @@ def test_bad_model_exits_2(capsys: pytest.CaptureFixture[str]) -> None:
     assert code == 2 and "local folder" in err
 
 
+@pytest.mark.parametrize("name", ["./nonexistent/model", "/no/such/folder", "runs/x/best/"])
+def test_missing_local_folder_says_so(name: str, capsys: pytest.CaptureFixture[str]) -> None:
+    code, _, err = run(["info", name], capsys)
+    assert code == 2 and f"model folder '{name}' does not exist" in err and "hub" in err
+
+
 def test_data_check_ok_and_with_errors(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     from samlora.data.synthetic import write_coco_dataset
 

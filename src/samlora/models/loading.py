@@ -53,6 +53,16 @@ def resolve_source(name: str) -> str:
     return str(folder) if folder is not None else name
 
 
+def _looks_like_path(name: str) -> bool:
+    """A name that can only be a file-system path, never a hub id (``org/name``)."""
+    return (
+        name.startswith(("/", "./", "../", "~", "."))
+        or "\\" in name
+        or name.count("/") > 1
+        or name.endswith("/")
+    )
+
+
 def read_config(name: str) -> transformers.PretrainedConfig:
     """Read the transformers config of ``name`` (folder or hub id) with a clear error offline."""
     source = resolve_source(name)
@@ -61,6 +71,12 @@ def read_config(name: str) -> transformers.PretrainedConfig:
         raise ModelLoadError(
             f"'{name}' is a folder but has no config.json; pass a folder written by "
             "`save_pretrained` (config.json + model.safetensors)."
+        )
+    if not local.exists() and _looks_like_path(source):
+        raise ModelLoadError(
+            f"model folder '{name}' does not exist; pass a folder written by `save_pretrained` "
+            "(config.json + model.safetensors), a hub id like facebook/sam-vit-base, or a samlora preset "
+            "(samlora info --presets)"
         )
     try:
         return transformers.AutoConfig.from_pretrained(source)
