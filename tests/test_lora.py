@@ -238,3 +238,13 @@ def test_presets_resolve_on_their_families(tiny_dirs: dict[str, Path], preset: s
     loaded = load_model(str(tiny_dirs[family]))
     plan = plan_lora(loaded.model, loaded.spec, settings)
     assert plan.targets
+
+
+def test_wrapping_prints_no_peft_deprecation_noise(tiny_dirs: dict[str, Path]) -> None:
+    import warnings
+
+    loaded = load_model(str(tiny_dirs["sam"]))
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        apply_lora(loaded.model, loaded.spec, LoraSettings(components=["vision_encoder"]))
+    assert not [w for w in caught if "is_gradient_checkpointing" in str(w.message)]

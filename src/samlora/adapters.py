@@ -25,6 +25,7 @@ from torch import nn
 from . import __version__
 from .config import LoraSettings
 from .errors import AdapterError
+from .lora import peft_wrapping
 from .models.loading import LoadedModel, load_model
 
 log = logging.getLogger(__name__)
@@ -183,7 +184,8 @@ def load_adapter(
         if created:
             config = peft.LoraConfig.from_pretrained(str(folder))
             config.inference_mode = not trainable
-            peft_model = peft.PeftModel(model, config, adapter_name=adapter_name)
+            with peft_wrapping():
+                peft_model = peft.PeftModel(model, config, adapter_name=adapter_name)
         else:
             peft_model = model
         peft_model.load_adapter(str(folder), adapter_name=adapter_name, is_trainable=trainable)

@@ -11,6 +11,9 @@ from __future__ import annotations
 
 import dataclasses
 import re
+import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 import peft
@@ -128,6 +131,16 @@ def _has_module(model: nn.Module, name: str) -> bool:
     return True
 
 
+@contextmanager
+def peft_wrapping() -> Iterator[None]:
+    """Wrap a model in PEFT without its deprecation noise: PEFT reads transformers' deprecated
+    ``is_gradient_checkpointing`` (a FutureWarning users cannot act on), so that one warning is
+    silenced while wrapping, and nothing else."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.*", category=FutureWarning)
+        yield
+
+
 def targets_regex(targets: list[str]) -> str:
     """A compact regex for ``targets``: layer indices become ``\\d+`` (callers check it stays exact)."""
     if not targets:
@@ -176,7 +189,8 @@ def apply_lora(
         model.set_adapter(adapter_name)
         peft_model = model
     else:
-        peft_model = peft.get_peft_model(model, config, adapter_name=adapter_name)
+        with peft_wrapping():
+            peft_model = peft.get_peft_model(model, config, adapter_name=adapter_name)
     if base_name is not None:  # after wrapping: PEFT sets it to the loaded folder (a preset's install path)
         peft_model.peft_config[adapter_name].base_model_name_or_path = base_name
     return peft_model, plan
