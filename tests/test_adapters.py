@@ -14,6 +14,7 @@ from samlora.adapters import (
     export_merged,
     load_adapter,
     merge_to_base,
+    read_adapter,
     save_adapter,
     use_adapter,
 )
@@ -191,3 +192,19 @@ def test_save_is_atomic_and_replaces(saved: tuple[Path, torch.Tensor], tiny_dirs
     save_adapter(model, folder, adapter_metadata(loaded, SETTINGS, step=9))
     assert json.loads((folder / "samlora.json").read_text())["step"] == 9
     assert [p.name for p in folder.parent.iterdir() if p.name.startswith(".")] == []
+
+
+def test_kill_between_the_two_renames_is_recovered(
+    saved: tuple[Path, torch.Tensor], tiny_dirs: dict[str, Path], tmp_path: Path
+) -> None:
+    """A kill after the old folder was moved aside but before the new one came in leaves no
+    ``best/``; reading it (or the next save) puts the previous adapter back."""
+    import shutil
+
+    folder, _ = saved
+    copy = tmp_path / "run" / "best"
+    shutil.copytree(folder, copy)
+    step = json.loads((copy / "samlora.json").read_text()).get("step")
+    copy.rename(copy.with_name(".best.old-deadbeef"))  # the state a kill leaves
+    assert read_adapter(copy).get("step") == step and copy.is_dir()
+    assert not list(copy.parent.glob(".best.old-*"))

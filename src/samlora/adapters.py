@@ -62,9 +62,28 @@ def adapter_metadata(
     }
 
 
-def atomic_replace_dir(tmp: Path, final: Path) -> None:
-    """Move a finished ``tmp`` folder to ``final``, replacing it; never leaves a half-written ``final``."""
+def recover_replaced_dir(final: Path) -> bool:
+    """Put back the previous ``final`` when a kill fell between the two renames of
+    :func:`atomic_replace_dir` (``final`` missing, its moved-aside copy still there)."""
     final = Path(final)
+    if final.exists() or not final.parent.is_dir():
+        return False
+    aside = sorted(final.parent.glob(f".{final.name}.old-*"), key=lambda p: p.stat().st_mtime)
+    if not aside:
+        return False
+    aside[-1].rename(final)
+    log.warning("%s was being replaced when a run stopped; restored its previous content", final)
+    return True
+
+
+def atomic_replace_dir(tmp: Path, final: Path) -> None:
+    """Move a finished ``tmp`` folder to ``final``, replacing it; never leaves a half-written ``final``.
+
+    A kill between moving the old ``final`` aside and renaming ``tmp`` in leaves no ``final``;
+    :func:`recover_replaced_dir` (run here and when an adapter is read) puts the old one back.
+    """
+    final = Path(final)
+    recover_replaced_dir(final)
     old = None
     if final.exists():
         old = final.with_name(f".{final.name}.old-{uuid.uuid4().hex[:8]}")
@@ -122,7 +141,7 @@ def save_model_folder(
 def read_adapter(folder: str | Path) -> dict[str, Any]:
     """Validate an adapter folder and return its ``samlora.json`` (empty dict for a plain PEFT adapter)."""
     folder = Path(folder)
-    if not folder.is_dir():
+    if not folder.is_dir() and not recover_replaced_dir(folder):
         raise AdapterError(
             f"adapter folder {folder} does not exist; pass a folder written by samlora (e.g. RUN/best)"
         )
