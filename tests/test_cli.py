@@ -179,3 +179,23 @@ def test_merge_onto_another_family_names_the_adapter_and_both_families(
     ]
     code, _, err = run(args, capsys)
     assert code == 2 and str(folder) in err and "family 'sam'" in err and "family 'sam2'" in err
+
+
+def test_command_line_problems_are_reported_all_at_once(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, _, err = run(["config", "validate", "--lora.rank", "abc", "--train.lr", "xyz"], capsys)
+    assert code == 2 and "2 problem(s)" in err and "'lora.rank'" in err and "'train.lr'" in err
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("lora:\n  rank: -1\n  variant: qlora\ntrain:\n  batch_size: 0\n")
+    code, _, err = run(["config", "validate", "--config", str(bad), "--train.epochs", "x"], capsys)
+    assert code == 2 and "4 problem(s)" in err and str(bad) in err
+    for key in ("'lora.rank'", "qlora", "'train.batch_size'", "'train.epochs'"):
+        assert key in err, err
+
+
+def test_list_flag_without_brackets_shows_the_syntax(
+    tiny_dirs: dict[str, Path], capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, _, err = run(["info", str(tiny_dirs["sam"]), "--lora.components", "vision_encoder"], capsys)
+    assert code == 2 and "'[vision_encoder, mask_decoder]'" in err

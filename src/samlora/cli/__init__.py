@@ -83,6 +83,59 @@ def check_unknown_flags(argv: list[str]) -> None:
         raise ConfigError([f"unknown option '--{b}'{_suggest(b, keys)}" for b in bad], "the command line")
 
 
+def command_line_overrides(argv: list[str]) -> dict[str, Any]:
+    """``--section.key value`` / ``--section.key=value`` flags of ``argv`` as nested overrides,
+    each value read as YAML (the way a config file would give it)."""
+    import yaml
+
+    overrides: dict[str, Any] = {}
+    sections = set(Config.__dataclass_fields__)
+    for i, token in enumerate(argv):
+        if not token.startswith("--") or "." not in token:
+            continue
+        flag, has_value, value = token[2:].partition("=")
+        section, _, key = flag.partition(".")
+        if section not in sections or not key:
+            continue
+        if not has_value:
+            if i + 1 >= len(argv) or argv[i + 1].startswith("--"):
+                continue
+            value = argv[i + 1]
+        try:
+            parsed = yaml.safe_load(value)
+        except yaml.YAMLError:
+            parsed = value
+        node = overrides.setdefault(section, {})
+        *parents, leaf = key.split(".")
+        for part in parents:
+            node = node.setdefault(part, {})
+        node[leaf] = parsed
+    return overrides
+
+
+def config_problems(argv: list[str]) -> ConfigError | None:
+    """Every problem of the config file and the config flags of ``argv`` at once (the parser stops
+    at the first bad flag), or ``None`` when they validate."""
+    path = None
+    for i, token in enumerate(argv):
+        if token == "--config" and i + 1 < len(argv):
+            path = argv[i + 1]
+        elif token.startswith("--config="):
+            path = token.split("=", 1)[1]
+    try:
+        load_config(path, command_line_overrides(argv))
+    except ConfigError as err:
+        return ConfigError(err.problems, f"{path} and the command line" if path else "the command line")
+    return None
+
+
+def _parser_error(err: Exception) -> ConfigError:
+    message = str(err).strip()
+    if "<class 'list'>" in message:
+        message += " (a list value takes brackets: --lora.components '[vision_encoder, mask_decoder]')"
+    return ConfigError([message], "the command line")
+
+
 def build_parser() -> ArgumentParser:
     """The whole ``samlora`` parser, built from :data:`COMMANDS`."""
     from . import adapters, config, data, demo, eval, info, predict, train  # noqa: F401  (registers them)
@@ -135,7 +188,7 @@ def main(argv: list[str] | None = None) -> int:
         except Exception as err:  # jsonargparse reports argparse errors as exceptions
             if isinstance(err, SystemExit):
                 raise
-            raise ConfigError([str(err).strip()], "the command line") from err
+            raise config_problems(argv) or _parser_error(err) from err
         path, args = _selected(full.as_dict())
         _, given = _selected(explicit.as_dict())
         # config sections (nested dicts) carry only what the user gave, so that a YAML fills the rest;
