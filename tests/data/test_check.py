@@ -53,6 +53,7 @@ def test_unreadable_image(tmp_path, datasets):
     report = _check(datasets, tmp_path, [], images)
     problem = _found(report, "error", "cannot read image")
     assert problem.record == "image id 2" and problem.file.endswith("bad.jpg") and not report.ok
+    assert str(problem).count("Fix:") == 1 and ".." not in str(problem)
 
 
 def test_empty_mask(tmp_path, datasets):

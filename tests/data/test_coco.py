@@ -148,6 +148,12 @@ def test_unknown_category(tmp_path, datasets):
     assert ds.images[0].objects == []
 
 
+def test_category_id_given_as_text_names_the_type(tmp_path, datasets):
+    anns = [{"id": 3, "image_id": 1, "category_id": "1", "segmentation": [datasets.box_polygon(1, 1, 5, 5)]}]
+    problem = _only(_one_image(datasets, tmp_path, anns).problems)
+    assert "'1'" in problem.message and "the types differ" in problem.message
+
+
 def test_duplicate_category_ids(tmp_path, datasets):
     ds = _one_image(datasets, tmp_path, [], [{"id": 1, "name": "a"}, {"id": 1, "name": "b"}])
     problem = _only(ds.problems)

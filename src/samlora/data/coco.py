@@ -302,9 +302,13 @@ class _Reader:
             category_id = _as_int(item.get("category_id"))
             if category_id not in categories:
                 if report_unknown:
-                    msg = (
-                        f"unknown category id {item.get('category_id')!r} (known: {sorted(categories)[:20]})"
+                    raw = item.get("category_id")
+                    typed = (
+                        " (a category has that id as a number: the types differ)"
+                        if any(str(c) == str(raw) for c in categories)
+                        else ""
                     )
+                    msg = f"unknown category id {raw!r} (known: {sorted(categories)[:20]}){typed}"
                     self.error(where, msg + _LEFT_OUT, "fix 'category_id' or add the category")
                 continue
             segm = item.get("segmentation")

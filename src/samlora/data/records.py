@@ -74,8 +74,9 @@ class Problem:
 
     def __str__(self) -> str:
         where = self.file + (f" [{self.record}]" if self.record else "")
-        fix = f" Fix: {self.fix}" if self.fix else ""
-        return f"{self.severity.upper()}: {where}: {self.message}.{fix}"
+        message = self.message.rstrip().rstrip(".")
+        fix = f" Fix: {self.fix}" if self.fix and "Fix:" not in message else ""
+        return f"{self.severity.upper()}: {where}: {message}.{fix}"
 
 
 @dataclass
