@@ -151,6 +151,30 @@ def test_all_components(tiny_dirs: dict[str, Path]) -> None:
     assert {t.split(".")[0] for t in plan.targets} == {"vision_encoder", "mask_decoder"}
 
 
+def test_sam3_outputs_identical_at_init(tiny_dirs: dict[str, Path]) -> None:
+    """B = 0 at init on every SAM 3 component LoRA reaches in concept training."""
+    from samlora.models.concept import decode_pairs, encode_images, encode_texts
+
+    loaded = load_model(str(tiny_dirs["sam3"]))
+    pixels = loaded.preprocessing.images([torch.randint(0, 256, (3, 40, 50), dtype=torch.uint8)])
+
+    def outputs(model: torch.nn.Module) -> list[torch.Tensor]:
+        with torch.no_grad():
+            vision = encode_images(model, pixels)
+            text, mask = encode_texts(model, loaded, ["square", "disc"], torch.device("cpu"))
+            out = decode_pairs(model, vision, torch.zeros(2, dtype=torch.long), text, mask, torch.arange(2))
+        return [out.logits, out.presence, out.boxes, out.masks]
+
+    before = outputs(loaded.model)
+    components = ["vision_encoder", "text_encoder", "detr_encoder", "detr_decoder", "mask_decoder"]
+    model, plan = apply_lora(
+        loaded.model, loaded.spec, LoraSettings(components=components, target_modules=["all-linear"])
+    )
+    assert {t.split(".")[0] for t in plan.targets} >= {"vision_encoder", "detr_decoder", "mask_decoder"}
+    for a, b in zip(before, outputs(model)):
+        assert torch.equal(a, b)
+
+
 @pytest.mark.parametrize("family", PROMPTABLE)
 def test_outputs_identical_at_init(tiny_dirs: dict[str, Path], family: str) -> None:
     """B = 0 at init: the adapted model equals the base model before training."""
