@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 os.environ["HF_HUB_OFFLINE"] = "1"
@@ -32,3 +33,12 @@ def tiny_dirs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
 
     root = tmp_path_factory.mktemp("tiny-models")
     return {family: save_tiny_model(family, root / family) for family in FAMILY_NAMES}
+
+
+@pytest.fixture()
+def image() -> np.ndarray:
+    """A ``45 x 70 x 3`` uint8 photo (noise with a red rectangle): non-square, for prediction tests."""
+    rng = np.random.default_rng(0)
+    picture = rng.integers(0, 255, size=(45, 70, 3), dtype=np.uint8)
+    picture[10:30, 20:50] = (230, 60, 40)
+    return picture

@@ -40,14 +40,6 @@ def adapters(tiny_dirs: dict[str, Path], tmp_path_factory: pytest.TempPathFactor
     return [make_adapter(tiny_dirs["sam"], root / f"a{i}", seed=i) for i in (1, 2)]
 
 
-@pytest.fixture()
-def image() -> np.ndarray:
-    rng = np.random.default_rng(0)
-    picture = rng.integers(0, 255, size=(45, 70, 3), dtype=np.uint8)
-    picture[10:30, 20:50] = (230, 60, 40)
-    return picture
-
-
 def test_box_prompts_give_masks_at_original_resolution(
     tiny_dirs: dict[str, Path], adapters: list[Path], image: np.ndarray
 ) -> None:

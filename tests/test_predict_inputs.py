@@ -18,14 +18,6 @@ from samlora.predict import Predictor
 
 
 @pytest.fixture()
-def image() -> np.ndarray:
-    rng = np.random.default_rng(0)
-    picture = rng.integers(0, 255, size=(45, 70, 3), dtype=np.uint8)
-    picture[10:30, 20:50] = (230, 60, 40)
-    return picture
-
-
-@pytest.fixture()
 def folder(tmp_path: Path, image: np.ndarray) -> Path:
     root = tmp_path / "photos"
     root.mkdir()

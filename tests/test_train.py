@@ -491,9 +491,9 @@ def test_fp16_on_cpu_is_refused(tiny_dirs: dict[str, Path], data: Path, tmp_path
 def test_a_tracker_that_is_not_installed_is_an_error(
     tiny_dirs: dict[str, Path], data: Path, tmp_path: Path, monkeypatch, tracker: str, package: str
 ) -> None:
-    import samlora.train.trainer as trainer
+    import samlora.train.trackers as trackers
 
-    monkeypatch.setattr(trainer, "_installed", lambda module: module != package)
+    monkeypatch.setattr(trackers, "_installed", lambda module: module != package)
     with pytest.raises(ConfigError, match=f"pip install {package}"):
         train(cfg_for(tiny_dirs["sam"], data, tmp_path / "run", train={"trackers": [tracker]}))
     assert not (tmp_path / "run").exists()  # refused before anything was written

@@ -116,3 +116,18 @@ def load_state(
     scheduler.load_state_dict(meta["scheduler"])
     _set_rng_state(load_file(str(folder / "rng.safetensors")), meta["rng"])
     return meta["counters"], load_file(str(folder / "weights.safetensors"))
+
+
+# what a run writes into output.dir; all of it goes when a new run replaces an old one
+RUN_ARTEFACTS = ("state", "last", "best", "config.yaml", "metrics.jsonl", "loss_curve.png", "samlora")
+
+
+def holds_run(folder: Path) -> bool:
+    """Whether ``folder`` holds a run that training would lose: resume state or saved weights.
+
+    A folder where a run failed at start-up (only ``config.yaml``) holds none.
+    """
+    folder = Path(folder)
+    return (folder / STATE_DIR / "trainer_state.json").is_file() or any(
+        (folder / name).is_dir() for name in ("last", "best")
+    )

@@ -9,7 +9,6 @@ uninterrupted one exactly.
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import logging
 import math
@@ -35,7 +34,8 @@ from ..tasks import make_task
 from .log import MetricsLog, plot_loss_curve
 from .loop import batches_per_epoch, epoch_indices, make_loader
 from .schedule import make_scheduler
-from .state import STATE_DIR, load_state, save_state
+from .state import RUN_ARTEFACTS, STATE_DIR, holds_run, load_state, save_state
+from .trackers import flat_config, tracker_names
 
 log = logging.getLogger(__name__)
 
@@ -56,52 +56,6 @@ class TrainResult:
     best_value: float | None
     history: list[dict[str, Any]] = field(default_factory=list)
     is_main_process: bool = True
-
-
-# the package each tracker of train.trackers needs (pip name, import name); config validation
-# allows only these, auto and none
-TRACKER_PACKAGES = {
-    "tensorboard": ("tensorboard", "tensorboard"),
-    "wandb": ("wandb", "wandb"),
-    "mlflow": ("mlflow", "mlflow"),
-}
-# what a run writes into output.dir; all of it goes when a new run replaces an old one
-RUN_ARTEFACTS = ("state", "last", "best", "config.yaml", "metrics.jsonl", "loss_curve.png", "samlora")
-
-
-def _installed(module: str) -> bool:
-    return importlib.util.find_spec(module) is not None
-
-
-def _trackers(names: list[str]) -> list[str]:
-    """accelerate tracker names for ``train.trackers``; a named tracker must be installed."""
-    if "none" in names:
-        return []
-    named = [n for n in names if n != "auto"]
-    problems = []
-    for name in named:
-        pip_name, module = TRACKER_PACKAGES.get(name, (name, name))
-        if not _installed(module):
-            problems.append(
-                f"train.trackers names '{name}' but it is not installed; `pip install {pip_name}`, "
-                "or drop it from train.trackers"
-            )
-    if problems:
-        raise ConfigError(problems)
-    if "auto" in names and _installed("tensorboard"):
-        return sorted({"tensorboard", *named})
-    return named
-
-
-def holds_run(folder: Path) -> bool:
-    """Whether ``folder`` holds a run that training would lose: resume state or saved weights.
-
-    A folder where a run failed at start-up (only ``config.yaml``) holds none.
-    """
-    folder = Path(folder)
-    return (folder / STATE_DIR / "trainer_state.json").is_file() or any(
-        (folder / name).is_dir() for name in ("last", "best")
-    )
 
 
 class Trainer:
@@ -130,7 +84,7 @@ class Trainer:
         self.full = not cfg.lora.components
         tr = cfg.train
         device = tr.device
-        trackers = _trackers(tr.trackers)
+        trackers = tracker_names(tr.trackers)
         if not torch.distributed.is_initialized() and int(os.environ.get("WORLD_SIZE", "1")) == 1:
             # a fresh state per run in one process (e.g. the demo's seeds, tests): accelerate keeps singletons
             AcceleratorState._reset_state(reset_partial_state=True)
@@ -277,7 +231,7 @@ class Trainer:
                     cfg.data.root,
                 )
         if acc.log_with:
-            acc.init_trackers("samlora", config=_flat(cfg))
+            acc.init_trackers("samlora", config=flat_config(cfg))
         history: list[dict[str, Any]] = []
         step, stop = counters["step"], bool(counters.get("stopped_early"))
         if stop and acc.is_main_process:
@@ -510,16 +464,6 @@ def _progress(acc: Accelerator, total: int, done: int):
     return tqdm(
         total=total, initial=done, desc="train", disable=not acc.is_local_main_process, dynamic_ncols=True
     )
-
-
-def _flat(cfg: Config) -> dict[str, Any]:
-    from ..config import to_dict
-
-    out: dict[str, Any] = {}
-    for section, values in to_dict(cfg).items():
-        for key, value in values.items():
-            out[f"{section}.{key}"] = value if isinstance(value, (int, float, str, bool)) else str(value)
-    return out
 
 
 def train(cfg: Config, resume: str | Path | None = None) -> TrainResult:
