@@ -127,6 +127,14 @@ def merge_overlapping(
     )
 
 
+def fill_holes(masks: torch.Tensor) -> torch.Tensor:
+    """``K x H x W`` bool masks with their enclosed holes filled (same device)."""
+    if not len(masks):
+        return masks
+    filled = [ndimage.binary_fill_holes(m) for m in masks.cpu().numpy()]
+    return torch.from_numpy(np.stack(filled)).to(masks.device)
+
+
 def postprocess(
     masks: torch.Tensor,
     scores: torch.Tensor,
@@ -136,22 +144,23 @@ def postprocess(
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
     """Filter ``K x H x W`` bool instance masks with their ``K`` scores and labels.
 
+    Empty masks are never kept (an empty mask is no detection); ``top_k`` counts
+    per label (per prompt or class), as eval counts per (image, category).
     Returns ``(masks, scores, labels, boxes)`` kept, by descending score, boxes
     XYXY in the masks' pixels (recomputed from the final masks).
     """
     labels = (
         labels if labels is not None else torch.zeros(len(scores), dtype=torch.long, device=scores.device)
     )
-    keep = scores >= settings.threshold
+    keep = (scores >= settings.threshold) & masks.flatten(1).any(1)
     masks, scores, labels = masks[keep], scores[keep], labels[keep]
     boxes = boxes[keep] if boxes is not None else None
     if settings.min_area > 0 and len(masks):
         keep = masks.flatten(1).sum(1) >= settings.min_area
         masks, scores, labels = masks[keep], scores[keep], labels[keep]
         boxes = boxes[keep] if boxes is not None else None
-    if settings.fill_holes and len(masks):
-        filled = [ndimage.binary_fill_holes(m) for m in masks.cpu().numpy()]
-        masks = torch.from_numpy(np.stack(filled)).to(masks.device)
+    if settings.fill_holes:
+        masks = fill_holes(masks)
     if settings.nms_iou < 1.0 and len(masks) > 1:
         if settings.nms_kind == "box":
             iou = box_iou_matrix(
@@ -166,6 +175,11 @@ def postprocess(
         masks, scores, labels = masks[kept], scores[kept], labels[kept]
     if settings.merge and len(masks) > 1:
         masks, scores, labels = merge_overlapping(masks, scores, labels, settings.merge_overlap)
-    order = scores.argsort(descending=True)[: settings.top_k]
+    order = scores.argsort(descending=True)
+    rank = torch.zeros_like(order)  # rank of each instance among those of its label
+    for label in labels.unique():
+        mine = order[labels[order] == label]
+        rank[mine] = torch.arange(len(mine), device=rank.device)
+    order = order[rank[order] < settings.top_k]
     masks, scores, labels = masks[order], scores[order], labels[order]
     return masks, scores, labels, masks_to_boxes(masks)

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import logging
 from contextlib import nullcontext
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -27,8 +27,8 @@ from .eval_runner import pick_device
 from .evaluate import autocast_for
 from .models.loading import LoadedModel, load_model
 from .models.promptable import ImageEmbeddings, decode, encode
-from .postprocess import PostProcess, masks_to_boxes
-from .predict_inputs import _as_float, _cpu, _shrink, as_image, clip_boxes, fill_holes
+from .postprocess import PostProcess, fill_holes, masks_to_boxes
+from .predict_inputs import _as_float, _cpu, _shrink, as_image, clip_boxes
 from .tasks.promptable import best_candidate
 
 log = logging.getLogger(__name__)
@@ -334,7 +334,7 @@ class Predictor:
         scores, prompt_index = scores.cpu(), torch.arange(n)
         if post is not None:
             keep = scores >= post.threshold
-            if post.fill_holes and len(masks):
+            if post.fill_holes:
                 masks = fill_holes(masks)
             keep &= masks.flatten(1).sum(1) >= max(post.min_area, 1)
             masks, scores, prompt_index = masks[keep], scores[keep], prompt_index[keep]
@@ -353,18 +353,11 @@ class Predictor:
             )
         from .models.concept import predict_concepts
 
-        everything = replace(post, top_k=1 << 30)  # top-k counts per (image, prompt) below, like eval
         with self._context(), autocast_for(self.device, self.precision):
-            masks, scores, labels = predict_concepts(
-                self.model, self.loaded, self._embedding(), texts, self._size, everything, image=self._index
+            masks, scores, labels = predict_concepts(  # top-k per prompt, no empty masks (postprocess)
+                self.model, self.loaded, self._embedding(), texts, self._size, post, image=self._index
             )
         masks, scores, labels = masks.cpu(), scores.float().cpu(), labels.cpu()
-        keep = masks.flatten(1).any(1)  # an empty mask is no detection
-        for t in labels.unique().tolist():
-            mine = ((labels == t) & keep).nonzero()[:, 0]  # top-k among the non-empty ones
-            ranked = mine[scores[mine].argsort(descending=True)]
-            keep[ranked[post.top_k :]] = False
-        masks, scores, labels = masks[keep], scores[keep], labels[keep]
         return Prediction(
             masks=masks.numpy(),
             scores=scores.numpy(),

@@ -12,7 +12,7 @@ import torch.nn.functional as F
 from .errors import PromptError
 
 log = logging.getLogger("samlora.predict")
-__all__ = ["as_image", "clip_boxes", "fill_holes"]
+__all__ = ["as_image", "clip_boxes"]
 
 
 def as_image(image: object) -> torch.Tensor:
@@ -51,13 +51,6 @@ def as_image(image: object) -> torch.Tensor:
             f"cannot read an image of shape {tuple(image.shape)}; pass H x W, H x W x 3 (or x 4) or 3 x H x W"
         )
     return image[..., :3].expand(-1, -1, 3).permute(2, 0, 1).contiguous()
-
-
-def fill_holes(masks: torch.Tensor) -> torch.Tensor:
-    """``K x H x W`` bool masks with their enclosed holes filled."""
-    from scipy import ndimage
-
-    return torch.from_numpy(np.stack([ndimage.binary_fill_holes(m) for m in masks.numpy()]))
 
 
 def clip_boxes(boxes: torch.Tensor, height: int, width: int) -> torch.Tensor:

@@ -121,9 +121,7 @@ def pair_instances(
         [upsample(mask_logits[idx].float()) > post.mask_threshold for idx in order.split(UPSAMPLE_CHUNK)]
     )
     scores = scores[order]
-    nonempty = masks.flatten(1).any(1)
-    masks, scores = masks[nonempty], scores[nonempty]
-    every = dataclasses.replace(post, threshold=0.0, merge=False)
+    every = dataclasses.replace(post, threshold=0.0, merge=False)  # postprocess drops empty masks
     masks, scores, _, _ = postprocess(masks, scores, None, every)
     if post.merge and len(masks) > 1:  # merged within the operating point, and within the tail
         parts = []
