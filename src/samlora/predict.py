@@ -28,7 +28,7 @@ from .evaluate import autocast_for
 from .models.loading import LoadedModel, load_model
 from .models.promptable import ImageEmbeddings, decode, encode
 from .postprocess import PostProcess, fill_holes, masks_to_boxes
-from .predict_inputs import _as_float, _cpu, _shrink, as_image, clip_boxes
+from .predict_inputs import as_float, as_image, clip_boxes, shrink, to_cpu
 from .tasks.promptable import best_candidate
 
 log = logging.getLogger(__name__)
@@ -193,7 +193,7 @@ class Predictor:
         pixels = [as_image(image) for image in images]
         self._torch = isinstance(images[0], torch.Tensor)
         self._sizes = [(int(p.shape[1]), int(p.shape[2])) for p in pixels]
-        work = [_shrink(p.to(self.device), self.resolution) for p in pixels]
+        work = [shrink(p.to(self.device), self.resolution) for p in pixels]
         self._batch = self.loaded.preprocessing.images(work, self.device)
         self._embeddings = {}
         self._embedding()
@@ -293,14 +293,14 @@ class Predictor:
         box_t = pt_t = lab_t = None
         n = 0
         if boxes is not None:
-            box_t = _as_float(boxes, "boxes")
+            box_t = as_float(boxes, "boxes")
             if box_t.numel() % 4 or (box_t.ndim > 1 and box_t.shape[-1] != 4) or box_t.ndim > 2:
                 raise PromptError(f"boxes must be N x 4 XYXY pixels, got shape {tuple(box_t.shape)}")
             box_t = clip_boxes(box_t.reshape(-1, 4), height, width)
             n = box_t.shape[0]
             box_t = pre.coords(box_t.to(self.device), geom)
         if points is not None:
-            pts = _as_float(points, "points")
+            pts = as_float(points, "points")
             pts = pts[None] if pts.ndim == 2 else pts
             if pts.ndim != 3 or pts.shape[-1] != 2 or pts.shape[1] == 0:
                 raise PromptError(
@@ -308,7 +308,7 @@ class Predictor:
                 )
             labels = torch.ones(pts.shape[:2], dtype=torch.int64)
             if point_labels is not None:
-                given = torch.as_tensor(np.asarray(_cpu(point_labels)))
+                given = torch.as_tensor(np.asarray(to_cpu(point_labels)))
                 if given.numel() != labels.numel():
                     raise PromptError(
                         f"point_labels has {given.numel()} values for {labels.numel()} points; give one per point"

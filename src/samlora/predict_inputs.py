@@ -12,7 +12,7 @@ import torch.nn.functional as F
 from .errors import PromptError
 
 log = logging.getLogger("samlora.predict")
-__all__ = ["as_image", "clip_boxes"]
+__all__ = ["as_float", "as_image", "clip_boxes", "shrink", "to_cpu"]
 
 
 def as_image(image: object) -> torch.Tensor:
@@ -80,18 +80,18 @@ def clip_boxes(boxes: torch.Tensor, height: int, width: int) -> torch.Tensor:
     return clipped
 
 
-def _cpu(value: object) -> object:
+def to_cpu(value: object) -> object:
     return value.detach().cpu() if isinstance(value, torch.Tensor) else value
 
 
-def _as_float(value: object, name: str) -> torch.Tensor:
+def as_float(value: object, name: str) -> torch.Tensor:
     try:
-        return torch.as_tensor(np.asarray(_cpu(value), dtype=np.float32))
+        return torch.as_tensor(np.asarray(to_cpu(value), dtype=np.float32))
     except (ValueError, TypeError) as err:
         raise PromptError(f"{name} must be numbers in pixels ({err})") from None
 
 
-def _shrink(image: torch.Tensor, max_side: int) -> torch.Tensor:
+def shrink(image: torch.Tensor, max_side: int) -> torch.Tensor:
     """A ``3 x H x W`` uint8 image shrunk (antialiased) so its longest side is at most ``max_side``."""
     h, w = image.shape[-2:]
     if not max_side or max(h, w) <= max_side:
