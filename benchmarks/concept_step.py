@@ -24,10 +24,11 @@ import transformers
 
 from samlora.config import config_from_dict
 from samlora.data.synthetic import write_coco_dataset
-from samlora.lora import apply_lora, parameter_report
+from samlora.lora.counts import parameter_report
+from samlora.lora.plan import apply_lora
 from samlora.models.loading import enable_activation_checkpointing, load_model
 from samlora.models.tiny import tiny_tokenizer
-from samlora.tasks.concept_task import ConceptTask
+from samlora.tasks.concept.task import ConceptTask
 
 transformers.logging.set_verbosity_error()
 transformers.logging.disable_progress_bar()

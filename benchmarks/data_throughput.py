@@ -19,12 +19,12 @@ import torch
 
 from samlora.config import config_from_dict
 from samlora.data.layout import open_split
+from samlora.data.loader import make_loader
 from samlora.data.synthetic import write_mask_split
 from samlora.models.families import FAMILIES
 from samlora.models.preprocess import Preprocessing
-from samlora.tasks.promptable import to_device
-from samlora.tasks.promptable_data import PromptableDataset
-from samlora.train.loop import make_loader
+from samlora.tasks.promptable.data import PromptableDataset
+from samlora.tasks.promptable.segmenter import to_device
 
 
 def main() -> None:

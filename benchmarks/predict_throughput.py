@@ -20,7 +20,7 @@ import transformers
 
 from samlora.data.images import load_image
 from samlora.data.synthetic import write_mask_split
-from samlora.predict import Predictor
+from samlora.predict.predictor import Predictor
 
 transformers.logging.set_verbosity_error()
 transformers.logging.disable_progress_bar()

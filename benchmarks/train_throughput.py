@@ -19,9 +19,9 @@ import torch
 import transformers
 
 from samlora.config import config_from_dict
-from samlora.lora import apply_lora
+from samlora.lora.plan import apply_lora
 from samlora.models.loading import load_model
-from samlora.tasks.promptable_task import PromptableTask
+from samlora.tasks.promptable.task import PromptableTask
 
 transformers.logging.set_verbosity_error()
 transformers.logging.disable_progress_bar()

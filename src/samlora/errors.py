@@ -46,3 +46,7 @@ class DataError(SamloraError):
 
 class PromptError(SamloraError):
     """A prompt cannot be given to this model (wrong type, bad coordinates)."""
+
+
+class TrainingError(SamloraError):
+    """Training cannot go on (non-finite loss, output folder in use, inconsistent resume state)."""

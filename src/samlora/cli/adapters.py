@@ -7,8 +7,9 @@ from typing import Any
 
 from jsonargparse import ArgumentParser
 
-from ..adapters import META_FILE, export_merged, read_adapter
-from . import command, handles
+from samlora.lora.adapters import META_FILE, export_merged, read_adapter
+
+from .registry import command, handles
 
 
 @command("adapters", help="Inspect adapters, or merge one into its base model.")

@@ -7,8 +7,9 @@ from typing import Any
 import yaml
 from jsonargparse import ArgumentParser
 
-from ..config import to_dict
-from . import add_config_arguments, command, handles, resolve_config
+from samlora.config import to_dict
+
+from .registry import add_config_arguments, command, handles, resolve_config
 
 
 @command("config", help="Validate or show configurations.")

@@ -6,7 +6,7 @@ from typing import Any
 
 from jsonargparse import ArgumentParser
 
-from . import add_config_arguments, command, handles, resolve_config
+from .registry import add_config_arguments, command, handles, resolve_config
 
 
 @command("data", help="Data set tools.")
@@ -37,13 +37,13 @@ def check_parser() -> ArgumentParser:
 
 @handles("data", "check")
 def run_check(args: dict[str, Any]) -> int:
-    from ..data.check import check_root
-    from ..tasks.common import mask_options
+    from samlora.data.check import check_root
+    from samlora.tasks.common import mask_options
 
     cfg = resolve_config(args, sections=("data",))
     root = args.get("root") or cfg.data.root
     if not root:
-        from ..errors import DataError
+        from samlora.errors import DataError
 
         raise DataError("pass the data folder: samlora data check DATA")
     reports = check_root(

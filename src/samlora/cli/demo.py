@@ -7,7 +7,7 @@ from typing import Any
 
 from jsonargparse import ArgumentParser
 
-from . import command, handles
+from .registry import command, handles
 
 
 @command("demo", help="Run the offline demo: vanilla vs LoRA on synthetic colonoscopy sites (no download).")
@@ -29,7 +29,7 @@ def demo_parser() -> ArgumentParser:
 
 @handles("demo")
 def run_demo_cmd(args: dict[str, Any]) -> int:
-    from ..demo.run import run_demo
+    from samlora.demo.run import run_demo
 
     summary = run_demo(args["output"], quick=bool(args.get("quick")), device=args["device"])
     print((Path(args["output"]) / "README.md").read_text())

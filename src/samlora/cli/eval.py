@@ -7,9 +7,10 @@ from typing import Any
 
 from jsonargparse import ArgumentParser
 
-from ..config import config_from_dict, merge, read_yaml
-from ..errors import SamloraError
-from . import add_config_arguments, command, handles, resolve_config
+from samlora.config import config_from_dict, merge, read_yaml
+from samlora.errors import SamloraError
+
+from .registry import add_config_arguments, command, handles, resolve_config
 
 
 @command(
@@ -60,7 +61,7 @@ def _adapter_folder(path: str) -> Path:
 
 @handles("eval")
 def run_eval_cmd(args: dict[str, Any]) -> int:
-    from ..eval_runner import run_eval
+    from samlora.evaluate.runner import run_eval
 
     adapters = [_adapter_folder(a) for a in args.get("adapters") or []]
     run_dirs = [a.parent for a in adapters if (a.parent / "config.yaml").is_file()]

@@ -6,10 +6,11 @@ from typing import Any
 
 from jsonargparse import ArgumentParser
 
-from ..info import describe
-from ..models.loading import load_model
-from ..models.presets import preset_names
-from . import add_config_arguments, command, handles, resolve_config
+from samlora.lora.describe import describe
+from samlora.models.loading import load_model
+from samlora.models.presets import preset_names
+
+from .registry import add_config_arguments, command, handles, resolve_config
 
 
 @command("info", help="Show a model's family, components, parameters and LoRA targets.")

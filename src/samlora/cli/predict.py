@@ -6,8 +6,9 @@ from typing import Any
 
 from jsonargparse import ArgumentParser
 
-from ..errors import SamloraError
-from . import command, handles
+from samlora.errors import SamloraError
+
+from .registry import command, handles
 
 
 @command("predict", help="Segment images with a model (+ adapter) from box, point or text prompts.")
@@ -99,9 +100,9 @@ def predict_parser() -> ArgumentParser:
 
 @handles("predict")
 def run_predict_cmd(args: dict[str, Any]) -> int:
-    from ..postprocess import PostProcess
-    from ..predict import Predictor, resolve_adapter
-    from ..predict_run import ImagePrompts, run_predict
+    from samlora.predict.predictor import Predictor, resolve_adapter
+    from samlora.predict.run import ImagePrompts, run_predict
+    from samlora.tasks.postprocess import PostProcess
 
     adapter = str(resolve_adapter(args["adapter"])) if args.get("adapter") else None
     if not args.get("model") and not adapter:
@@ -158,7 +159,7 @@ def _category_ids(adapter: str | None, texts: list[str]) -> dict[str, int]:
     """Category id per text prompt: an adapter class name keeps its data set id; others get ids above all known."""
     names: dict = {}
     if adapter:
-        from ..adapters import read_adapter
+        from samlora.lora.adapters import read_adapter
 
         names = read_adapter(adapter).get("class_names") or {}
     known = {str(name).lower(): int(cid) for cid, name in names.items()}

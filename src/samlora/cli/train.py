@@ -6,7 +6,7 @@ from typing import Any
 
 from jsonargparse import ArgumentParser
 
-from . import add_config_arguments, command, handles, resolve_config
+from .registry import add_config_arguments, command, handles, resolve_config
 
 
 @command(
@@ -26,13 +26,13 @@ def train_parser() -> ArgumentParser:
 
 @handles("train")
 def run_train(args: dict[str, Any]) -> int:
-    from ..train.trainer import train
+    from samlora.training.trainer import train
 
     resume = args.get("resume")
     if resume:
         given = sorted(k for k in args if k not in ("resume",) and args[k] not in (None, {}))
         if given:
-            from ..errors import ConfigError
+            from samlora.errors import ConfigError
 
             raise ConfigError(
                 [

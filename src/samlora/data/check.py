@@ -30,7 +30,8 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import DataError
+from samlora.errors import DataError
+
 from .categories import non_prompt_categories
 from .decode import binary_threshold, check_mask_kind, check_mask_size, coco_object_mask, label_map_objects
 from .images import exif_orientation, load_image, load_label_map

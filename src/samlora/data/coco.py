@@ -36,7 +36,8 @@ from typing import Any
 
 from pycocotools import mask as mask_utils
 
-from ..errors import DataError
+from samlora.errors import DataError
+
 from .images import ESCAPE_MESSAGE, safe_path
 from .records import Category, ImageRecord, ObjectAnn, Problem, SegDataset
 

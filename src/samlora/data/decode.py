@@ -26,7 +26,8 @@ import numpy as np
 from pycocotools import mask as mask_utils
 from scipy import ndimage
 
-from ..errors import DataError
+from samlora.errors import DataError
+
 from .images import load_image, load_label_map
 from .records import ImageRecord, ObjectAnn, Sample
 

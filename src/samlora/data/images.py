@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageOps
 
-from ..errors import DataError
+from samlora.errors import DataError
 
 log = logging.getLogger(__name__)
 

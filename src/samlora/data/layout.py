@@ -25,7 +25,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-from ..errors import DataError
+from samlora.errors import DataError
+
 from .coco import read_coco
 from .masks import canonical_split, mask_folder_splits, pair_dirs, read_mask_folder
 from .records import SegDataset

@@ -39,7 +39,8 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import DataError
+from samlora.errors import DataError
+
 from .decode import BINARY_OBJECTS
 from .images import ESCAPE_MESSAGE, IMAGE_EXTENSIONS, load_label_map, safe_path
 from .records import Category, ImageRecord, Problem, SegDataset, Severity

@@ -20,7 +20,7 @@ import numpy as np
 from PIL import Image
 from scipy.ndimage import gaussian_filter
 
-from samlora.demo.shapes import (
+from .shapes import (
     TEXTURES,
     eval_profile,
     pixel_grid,
@@ -378,13 +378,3 @@ def target_image(
     spec = _site(site)
     scene, masks = _colon_scene(rng, size, spec.fov_radius)
     return _camera(rng, scene, spec), masks
-
-
-def __getattr__(name: str):
-    """``write_mask_folder`` / ``write_target_sites`` live in :mod:`samlora.demo.folders` (which
-    imports this module); they are reachable from here too."""
-    if name in ("write_mask_folder", "write_target_sites"):
-        from samlora.demo import folders
-
-        return getattr(folders, name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -24,7 +24,7 @@ from typing import Literal
 import numpy as np
 from PIL import Image
 
-from samlora.demo.domains import SITES, target_image
+from .domains import SITES, target_image
 
 logger = logging.getLogger(__name__)
 

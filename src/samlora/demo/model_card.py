@@ -53,7 +53,7 @@ horizontal and vertical flips), {r["valid_images"]} validation images (choose th
 
 ## Training
 
-samlora's Trainer (`samlora.train.trainer.train`), every component trained fully (no LoRA):
+samlora's Trainer (`samlora.training.trainer.train`), every component trained fully (no LoRA):
 {r["steps"]} AdamW steps of {r["batch_size"]} images, up to {r["objects_per_image"]} objects per image decoded from one
 image embedding, lr {r["lr"]} (linear warm-up {r["warmup_steps"]} steps, cosine decay), weight decay
 {r["weight_decay"]}, gradient clipping 1.0, fp32. Prompts drawn per step: jittered box, 1-3 positive points

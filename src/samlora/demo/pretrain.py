@@ -36,7 +36,8 @@ from typing import Any
 
 import torch
 
-from ..config import Config, config_from_dict
+from samlora.config import Config, config_from_dict
+
 from .domains import source_image
 from .folders import SPLITS, write_mask_folder
 from .model_card import model_card
@@ -169,8 +170,8 @@ def evaluate_folder(model_dir: Path, data: Path, split: str, prompt: str, out: P
 
     Returns the mean per-object and per-image Dice and IoU, and the object/image counts.
     """
-    from ..eval_runner import run_eval
-    from ..evaluate import BASE
+    from samlora.evaluate.report import BASE
+    from samlora.evaluate.runner import run_eval
 
     cfg = config_from_dict(
         {
@@ -210,7 +211,7 @@ def dice_by_area(objects: list[tuple[int, float]]) -> list[dict[str, Any]]:
 
 def pretrain(recipe: Recipe, out: str | Path, work: str | Path, command: str | None = None) -> dict[str, Any]:
     """Run the whole recipe; return what ``pretrain.json`` holds."""
-    from ..train.trainer import train
+    from samlora.training.trainer import train
 
     out, work = Path(out), Path(work)
     started = time.perf_counter()

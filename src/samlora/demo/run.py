@@ -22,11 +22,12 @@ from pathlib import Path
 
 import numpy as np
 
-from ..config import Config, config_from_dict
-from ..evaluate import BASE, EvalReport
-from ..lora import apply_lora, format_report, parameter_report
-from ..models.loading import load_model
-from ..models.presets import REFERENCE_PRESET, preset_folder
+from samlora.config import Config, config_from_dict
+from samlora.evaluate.report import BASE, EvalReport
+from samlora.lora.counts import format_report, parameter_report
+from samlora.lora.plan import apply_lora
+from samlora.models.loading import load_model
+from samlora.models.presets import REFERENCE_PRESET, preset_folder
 
 log = logging.getLogger(__name__)
 SITES = ("site_A", "site_B", "site_C", "site_D")
@@ -94,9 +95,10 @@ def run_demo(
     output: str | Path = "samlora-demo", quick: bool = False, device: str = "auto", seed: int = 0
 ) -> dict:
     """Run the whole experiment; return the summary written to ``output/results.json``."""
-    from ..demo.folders import write_target_sites
-    from ..eval_runner import run_eval
-    from ..train.trainer import train
+    from samlora.evaluate.runner import run_eval
+    from samlora.training.trainer import train
+
+    from .folders import write_target_sites
 
     plan = QUICK if quick else FULL
     out = Path(output)

@@ -98,53 +98,32 @@ _PROMPTABLE_COMPONENTS = {
     "mask_decoder": ("mask_decoder",),
 }
 
+
+def _promptable(
+    name: str, model_class: str, fused_qkv: bool, resize: ResizeMode, mean_std: tuple
+) -> FamilySpec:
+    """A promptable family: one model type named like the family, the three SAM components."""
+    mean, std = mean_std
+    return FamilySpec(
+        name=name,
+        model_types=(name,),
+        model_class=model_class,
+        task="promptable",
+        components=_PROMPTABLE_COMPONENTS,
+        fused_qkv=fused_qkv,
+        resize=resize,
+        mean=mean,
+        std=std,
+    )
+
+
 FAMILIES: dict[str, FamilySpec] = {
     spec.name: spec
     for spec in (
-        FamilySpec(
-            name="sam",
-            model_types=("sam",),
-            model_class="SamModel",
-            task="promptable",
-            components=_PROMPTABLE_COMPONENTS,
-            fused_qkv=True,
-            resize="longest_side",
-            mean=IMAGENET_MEAN,
-            std=IMAGENET_STD,
-        ),
-        FamilySpec(
-            name="sam_hq",
-            model_types=("sam_hq",),
-            model_class="SamHQModel",
-            task="promptable",
-            components=_PROMPTABLE_COMPONENTS,
-            fused_qkv=True,
-            resize="longest_side",
-            mean=IMAGENET_MEAN,
-            std=IMAGENET_STD,
-        ),
-        FamilySpec(
-            name="sam2",
-            model_types=("sam2",),
-            model_class="Sam2Model",
-            task="promptable",
-            components=_PROMPTABLE_COMPONENTS,
-            fused_qkv=True,
-            resize="square",
-            mean=IMAGENET_MEAN,
-            std=IMAGENET_STD,
-        ),
-        FamilySpec(
-            name="sam3_tracker",
-            model_types=("sam3_tracker",),
-            model_class="Sam3TrackerModel",
-            task="promptable",
-            components=_PROMPTABLE_COMPONENTS,
-            fused_qkv=False,
-            resize="square",
-            mean=HALF,
-            std=HALF,
-        ),
+        _promptable("sam", "SamModel", True, "longest_side", (IMAGENET_MEAN, IMAGENET_STD)),
+        _promptable("sam_hq", "SamHQModel", True, "longest_side", (IMAGENET_MEAN, IMAGENET_STD)),
+        _promptable("sam2", "Sam2Model", True, "square", (IMAGENET_MEAN, IMAGENET_STD)),
+        _promptable("sam3_tracker", "Sam3TrackerModel", False, "square", (HALF, HALF)),
         FamilySpec(
             name="sam3",
             model_types=("sam3", "sam3_video"),

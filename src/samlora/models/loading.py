@@ -16,7 +16,8 @@ import torch
 import transformers
 from torch import nn
 
-from ..errors import ModelLoadError
+from samlora.errors import ModelLoadError
+
 from .families import FAMILIES, FAMILY_NAMES, FamilySpec, family_for_model_type
 from .preprocess import Preprocessing
 

@@ -2,16 +2,16 @@
 
 from __future__ import annotations
 
-from ..config import Config
-from ..models.loading import LoadedModel
+from samlora.config import Config
+from samlora.models.loading import LoadedModel
 
 
 def make_task(loaded: LoadedModel, cfg: Config):
     """The task object the Trainer drives for this model's family."""
     if loaded.spec.task == "promptable":
-        from .promptable_task import PromptableTask
+        from samlora.tasks.promptable.task import PromptableTask
 
         return PromptableTask(loaded, cfg)
-    from .concept_task import ConceptTask
+    from samlora.tasks.concept.task import ConceptTask
 
     return ConceptTask(loaded, cfg)

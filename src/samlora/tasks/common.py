@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import logging
 
-from ..config import Config
-from ..data.check import check_dataset
-from ..data.layout import open_split, open_split_if_present
-from ..data.records import SegDataset
-from ..errors import DataError
+from samlora.config import Config
+from samlora.data.check import check_dataset
+from samlora.data.layout import open_split, open_split_if_present
+from samlora.data.records import SegDataset
+from samlora.errors import DataError
 
 log = logging.getLogger(__name__)
 
@@ -75,7 +75,7 @@ class DecodedImages:
             log.info("cached %d decoded images of the '%s' split in memory", len(self.cache), split.split)
 
     def _load(self, index: int):
-        from ..data.decode import load_sample
+        from samlora.data.decode import load_sample
 
         return load_sample(self.split.images[index], **self.options)
 

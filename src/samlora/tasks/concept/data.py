@@ -1,0 +1,113 @@
+"""Samples for concept (text-prompt) models, built in DataLoader workers.
+
+Each image gets one text prompt per category present (its lower-cased name or
+a synonym) with every object of that category as its targets, plus negative
+prompts drawn only from categories absent from the image. Categories that are
+no concept (a Roboflow super-category, an unannotated duplicate name; see
+:mod:`samlora.data.categories`) are never prompts. Validation uses the
+same negatives for an image on every call, so the validation loss is stable.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+from samlora.config import Config
+from samlora.data.categories import prompt_categories
+from samlora.data.prompts import TextPrompt, sample_text_prompts, seed_for
+from samlora.data.records import SegDataset
+from samlora.data.transforms import Augment
+from samlora.tasks.common import DecodedImages
+
+
+@dataclass
+class ConceptSample:
+    """One image, its objects and its text prompts (tensors at the image's resolution).
+
+    Attributes:
+        image: ``3 x H x W`` uint8.
+        masks: ``K x H x W`` bool, every non-crowd object.
+        category_ids: ``K`` int64.
+        prompts: positives (categories present) then negatives (absent).
+        crowd_masks: ``C x H x W`` crowd regions (ignored in evaluation), ``crowd_category_ids`` ``C``.
+    """
+
+    image: torch.Tensor
+    masks: torch.Tensor
+    category_ids: torch.Tensor
+    prompts: list[TextPrompt]
+    crowd_masks: torch.Tensor
+    crowd_category_ids: torch.Tensor
+    image_id: int | str
+    file_name: str
+
+
+def augment_from(cfg: Config) -> Augment:
+    """The training augmentation the ``augment`` section describes."""
+    a = cfg.augment
+    return Augment(
+        hflip=a.hflip, vflip=a.vflip, rot90=a.rot90, scale=(a.scale_min, a.scale_max), crop=a.crop,
+        brightness=a.brightness, contrast=a.contrast, saturation=a.saturation, hue=a.hue,
+    )  # fmt: skip
+
+
+class ConceptDataset(Dataset):
+    """Decode + augment + text prompts, per image (training or evaluation mode)."""
+
+    def __init__(self, split: SegDataset, cfg: Config, train: bool, all_categories: bool = False):
+        self.split = split
+        self.cfg = cfg
+        self.train = train
+        self.all_categories = all_categories
+        self.epoch = 0
+        self.augment = augment_from(cfg)
+        self.use_augment = train and cfg.augment.enabled
+        self.names = prompt_categories(split)  # super-categories / unannotated duplicates are no prompts
+        self.decoded = DecodedImages(split, cfg)
+
+    def __len__(self) -> int:
+        return len(self.split.images)
+
+    def __getitem__(self, index: int) -> ConceptSample:
+        cfg = self.cfg
+        rng = np.random.default_rng(
+            seed_for(cfg.train.seed, "concept", self.epoch if self.train else -1, index)
+        )
+        sample = self.decoded[index]
+        if self.use_augment:
+            sample = self.augment(sample, rng)
+        crowd = sample.iscrowd.astype(bool)
+        present = sorted({int(c) for c in sample.category_ids})  # crowd categories are never negatives
+        if self.all_categories:  # evaluation: every category is queried on every image (crowd-only:
+            # a positive prompt without targets, ignored by the loss and by cgF1, as COCO ignores crowds)
+            prompts = [
+                TextPrompt(text=self.names[c].lower(), category_id=c, positive=c in present)
+                for c in sorted(self.names)
+            ]
+        else:
+            keep_present = sorted(
+                {int(c) for c, k in zip(sample.category_ids, crowd) if not k or cfg.data.include_crowd}
+            )
+            prompts = sample_text_prompts(
+                present, self.names, rng, cfg.prompts.negatives_per_image,
+                synonyms=cfg.prompts.synonyms or None,
+                fixed_key=None if self.train else str(sample.image_id), seed=cfg.train.seed,
+            )  # fmt: skip
+            prompts = [p for p in prompts if not p.positive or p.category_id in keep_present]
+        targets = ~crowd if not (self.train and cfg.data.include_crowd) else np.ones_like(crowd)
+        return ConceptSample(
+            image=torch.from_numpy(np.require(sample.image, requirements=["C", "W"]))
+            .permute(2, 0, 1)
+            .contiguous(),
+            masks=torch.from_numpy(np.require(sample.masks[targets], requirements=["C", "W"])),
+            category_ids=torch.as_tensor(sample.category_ids[targets], dtype=torch.int64),
+            prompts=prompts,
+            crowd_masks=torch.from_numpy(np.require(sample.masks[crowd & ~targets], requirements=["C", "W"])),
+            crowd_category_ids=torch.as_tensor(sample.category_ids[crowd & ~targets], dtype=torch.int64),
+            image_id=sample.image_id,
+            file_name=sample.file_name,
+        )

@@ -1,1 +1,0 @@
-"""Training: one Trainer on accelerate for every task (promptable and concept)."""

@@ -1,0 +1,110 @@
+"""Checkpoints of a run: validate, save ``last/`` (and ``best/`` when improved), then the resume state."""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+from pathlib import Path
+
+import torch
+from accelerate import Accelerator
+
+from samlora.config import Config
+from samlora.errors import TrainingError
+from samlora.lora.adapters import META_FILE, adapter_metadata, save_adapter, save_model_folder
+from samlora.models.loading import LoadedModel
+
+from .state import STATE_DIR, save_state
+
+log = logging.getLogger(__name__)
+
+
+class Checkpoints:
+    """Writes a run's checkpoints; ``full`` runs (no LoRA) save whole model folders instead of adapters."""
+
+    def __init__(
+        self,
+        accelerator: Accelerator,
+        cfg: Config,
+        run_dir: Path,
+        loaded: LoadedModel,
+        model: torch.nn.Module,
+    ):
+        self.accelerator, self.cfg, self.run_dir = accelerator, cfg, run_dir
+        self.loaded, self.model = loaded, model
+        self.full = not cfg.lora.components
+
+    def trainable_weights(self) -> dict[str, torch.Tensor]:
+        return {n: p.detach().cpu().clone() for n, p in self.model.named_parameters() if p.requires_grad}
+
+    def restore_weights(self, weights: dict[str, torch.Tensor]) -> None:
+        """Load the trainable weights saved with the resume state (they match its counters)."""
+        params = {n: p for n, p in self.model.named_parameters() if p.requires_grad}
+        if set(params) != set(weights):
+            raise TrainingError(
+                f"the resume state in {self.run_dir / STATE_DIR} holds other trainable weights than the model "
+                f"rebuilt from config.yaml ({len(weights)} vs {len(params)} tensors); start a new run"
+            )
+        with torch.no_grad():
+            for name, param in params.items():
+                param.copy_(weights[name].to(param.device, param.dtype))
+
+    def save(
+        self, task, valid_set, counters, epoch, best_metric, metrics_log, history, optimizer, scheduler
+    ) -> bool:
+        """Validate (if there is a split), save last/ (+ best/ when improved) and the resume state.
+
+        The resume state is written last and holds the trainable weights too, so a run killed
+        between two of these writes resumes from one consistent point.
+        """
+        acc, tr = self.accelerator, self.cfg.train
+        step = counters["step"]
+        metrics: dict[str, float] = {}
+        if valid_set is not None:
+            metrics = task.validate(self.model, valid_set, acc)
+            record = {"split": "valid", "step": step, "epoch": epoch, **metrics}
+            metrics_log.write(record)
+            history.append(record)
+            if acc.log_with:
+                acc.log({f"valid/{k}": v for k, v in metrics.items()}, step=step)
+        value = metrics.get(best_metric)
+        value = None if value is None or math.isnan(value) else value  # e.g. cgF1 without negative pairs
+        improved = value is not None and (
+            counters["best"] is None
+            or (value > counters["best"] if task.higher_is_better(best_metric) else value < counters["best"])
+        )
+        if improved:
+            counters["best"], counters["bad_validations"] = value, 0
+        elif value is not None:
+            counters["bad_validations"] += 1
+        if acc.is_main_process:
+            unwrapped = acc.unwrap_model(self.model)
+            meta = adapter_metadata(
+                self.loaded, self.cfg.lora, class_names=task.class_names, metrics=metrics, step=step
+            )
+            targets = ["last"] + (["best"] if improved or valid_set is None else [])
+            for name in targets:
+                if self.full:
+                    save_model_folder(unwrapped, self.run_dir / name, meta, self.loaded.tokenizer)
+                else:
+                    save_adapter(unwrapped, self.run_dir / name, meta)
+        stop = bool(tr.patience and counters["bad_validations"] >= tr.patience)
+        counters["stopped_early"] = stop
+        if acc.is_main_process:
+            save_state(self.run_dir, optimizer, scheduler, counters, self.trainable_weights())
+            if stop:
+                log.info(
+                    "early stopping at step %d: %s did not improve on %.4f in %d validations (train.patience)",
+                    step, best_metric, counters["best"], tr.patience,
+                )  # fmt: skip
+        acc.wait_for_everyone()
+        return stop
+
+
+def saved_step(folder: Path) -> str:
+    """The step recorded in a saved folder's samlora.json, or ``unknown``."""
+    try:
+        return str(json.loads((folder / META_FILE).read_text())["step"])
+    except (OSError, ValueError, KeyError):
+        return "unknown"
