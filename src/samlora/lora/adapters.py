@@ -26,7 +26,9 @@ from samlora import __version__
 from samlora.config import LoraSettings
 from samlora.errors import AdapterError
 from samlora.models.loading import LoadedModel, load_model
+from samlora.models.processor import PROCESSOR_CLASSES, save_processor_files
 
+from .merged_card import CARD_FILE, merged_model_card, transformers_usage
 from .plan import peft_wrapping
 
 log = logging.getLogger(__name__)
@@ -285,7 +287,11 @@ def merge_to_base(model: peft.PeftModel, adapter_name: str | None = None) -> nn.
 def export_merged(
     adapter_folder: str | Path, output: str | Path, model_name: str | None = None, overwrite: bool = False
 ) -> Path:
-    """Merge an adapter into a fresh copy of its base and write a full transformers model folder.
+    """Merge an adapter into a fresh copy of its base and write a complete transformers model folder.
+
+    The folder holds ``config.json`` + ``model.safetensors``, ``preprocessor_config.json`` with
+    samlora's preprocessing (and SAM 3's tokenizer files), so ``AutoModel`` and ``AutoProcessor``
+    load it, plus ``samlora.json`` and a model card (``README.md``).
 
     ``model_name`` defaults to the base recorded in ``samlora.json``. An existing non-empty
     ``output`` is refused, unless ``overwrite`` and it holds a model merged by samlora before.
@@ -301,9 +307,28 @@ def export_merged(
     merged = merge_to_base(load_adapter(loaded, loaded.model, adapter_folder))
     tmp = output.with_name(f".{output.name}.tmp-{uuid.uuid4().hex[:8]}")
     merged.save_pretrained(tmp, safe_serialization=True)
-    if loaded.tokenizer is not None:
-        loaded.tokenizer.save_pretrained(tmp)
+    save_processor_files(loaded, tmp)  # preprocessor_config.json (+ the tokenizer of SAM 3)
     merged_meta = dict(meta, merged_from=str(Path(adapter_folder).resolve()), base_model=name)
     (tmp / META_FILE).write_text(json.dumps(merged_meta, indent=2) + "\n")
+    (tmp / CARD_FILE).write_text(_merged_folder_card(merged_meta, loaded))
     atomic_replace_dir(tmp, output)
     return output
+
+
+def _merged_folder_card(meta: dict[str, Any], loaded: LoadedModel) -> str:
+    """The model card of a merged folder (see :func:`~samlora.lora.merged_card.merged_model_card`)."""
+    pre, spec = loaded.preprocessing, loaded.spec
+    return merged_model_card(
+        meta,
+        title=f"{Path(str(meta.get('merged_from', 'model'))).name} merged into {meta.get('base_model')}",
+        summary=(
+            f"A complete `transformers` model folder: a samlora LoRA adapter merged into the weights of its "
+            f"base model (`{spec.model_class}`), with the processor settings samlora uses."
+        ),
+        preprocessing=dataclasses.asdict(pre),
+        sections={
+            "Use with transformers": transformers_usage(
+                spec.model_class, PROCESSOR_CLASSES[spec.name][0], spec.task == "concept"
+            )
+        },
+    )
