@@ -284,6 +284,22 @@ def merge_to_base(model: peft.PeftModel, adapter_name: str | None = None) -> nn.
     return model.merge_and_unload(adapter_names=names)
 
 
+def load_merged(adapter_folder: str | Path, model_name: str | None = None) -> tuple[LoadedModel, dict[str, Any]]:
+    """Load an adapter's base (``model_name`` or the one ``samlora.json`` records) and merge the adapter in.
+
+    Returns the loaded model (its ``model`` now the merged transformers model) and the
+    ``samlora.json`` of the merged model (the adapter's, plus ``merged_from`` and ``base_model``).
+    """
+    meta = read_adapter(adapter_folder)
+    name = model_name or meta.get("base_model")
+    if not name:
+        raise AdapterError(f"{adapter_folder} does not record its base model; pass --model NAME")
+    # a base named by the user is loaded as what it is; the adapter check then names both sides
+    loaded = load_model(name, family=meta.get("family", "auto") if not model_name else "auto")
+    loaded.model = merge_to_base(load_adapter(loaded, loaded.model, adapter_folder))
+    return loaded, dict(meta, merged_from=str(Path(adapter_folder).resolve()), base_model=name)
+
+
 def export_merged(
     adapter_folder: str | Path, output: str | Path, model_name: str | None = None, overwrite: bool = False
 ) -> Path:
@@ -296,19 +312,13 @@ def export_merged(
     ``model_name`` defaults to the base recorded in ``samlora.json``. An existing non-empty
     ``output`` is refused, unless ``overwrite`` and it holds a model merged by samlora before.
     """
-    meta = read_adapter(adapter_folder)
     output = Path(output).resolve()
+    read_adapter(adapter_folder)
     _check_merge_output(output, overwrite)
-    name = model_name or meta.get("base_model")
-    if not name:
-        raise AdapterError(f"{adapter_folder} does not record its base model; pass --model NAME")
-    # a base named by the user is loaded as what it is; the adapter check then names both sides
-    loaded = load_model(name, family=meta.get("family", "auto") if not model_name else "auto")
-    merged = merge_to_base(load_adapter(loaded, loaded.model, adapter_folder))
+    loaded, merged_meta = load_merged(adapter_folder, model_name)
     tmp = output.with_name(f".{output.name}.tmp-{uuid.uuid4().hex[:8]}")
-    merged.save_pretrained(tmp, safe_serialization=True)
+    loaded.model.save_pretrained(tmp, safe_serialization=True)
     save_processor_files(loaded, tmp)  # preprocessor_config.json (+ the tokenizer of SAM 3)
-    merged_meta = dict(meta, merged_from=str(Path(adapter_folder).resolve()), base_model=name)
     (tmp / META_FILE).write_text(json.dumps(merged_meta, indent=2) + "\n")
     (tmp / CARD_FILE).write_text(_merged_folder_card(merged_meta, loaded))
     atomic_replace_dir(tmp, output)
