@@ -62,7 +62,7 @@ def tiny_adapters(tiny_dirs: dict[str, Path], tmp_path_factory: pytest.TempPathF
         model, _ = apply_lora(loaded.model, loaded.spec, settings)
         gen = torch.Generator().manual_seed(7)
         with torch.no_grad():
-            for name, param in model.named_parameters():
+            for param in model.parameters():
                 if param.requires_grad:
                     param.add_(0.05 * torch.randn(param.shape, generator=gen))
         meta = adapter_metadata(loaded, settings, class_names={1: "polyp"}, metrics={"dice": 0.5}, step=3)

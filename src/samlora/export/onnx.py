@@ -83,7 +83,8 @@ def _dynamic_shapes(inputs: list[str], dynamic: dict[str, dict[int, str]]) -> di
     one ``Dim`` per axis name so that equal names stay equal."""
     dims: dict[str, Any] = {}
     per_input = [
-        {axis: dims.setdefault(name, torch.export.Dim(name)) for axis, name in dynamic.get(i, {}).items()} or None
+        {axis: dims.setdefault(name, torch.export.Dim(name)) for axis, name in dynamic.get(i, {}).items()}
+        or None
         for i in inputs
     ]
     shapes = (per_input[0],) if len(inputs) == 1 else (tuple(per_input),)

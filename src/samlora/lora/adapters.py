@@ -284,7 +284,9 @@ def merge_to_base(model: peft.PeftModel, adapter_name: str | None = None) -> nn.
     return model.merge_and_unload(adapter_names=names)
 
 
-def load_merged(adapter_folder: str | Path, model_name: str | None = None) -> tuple[LoadedModel, dict[str, Any]]:
+def load_merged(
+    adapter_folder: str | Path, model_name: str | None = None
+) -> tuple[LoadedModel, dict[str, Any]]:
     """Load an adapter's base (``model_name`` or the one ``samlora.json`` records) and merge the adapter in.
 
     Returns the loaded model (its ``model`` now the merged transformers model) and the
