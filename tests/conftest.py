@@ -42,3 +42,29 @@ def image() -> np.ndarray:
     picture = rng.integers(0, 255, size=(45, 70, 3), dtype=np.uint8)
     picture[10:30, 20:50] = (230, 60, 40)
     return picture
+
+
+@pytest.fixture(scope="session")
+def tiny_adapters(tiny_dirs: dict[str, Path], tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """family -> a saved adapter (LoRA in the vision encoder, mask decoder changed, as after training)."""
+    from samlora.config import LoraSettings
+    from samlora.lora.adapters import adapter_metadata, save_adapter
+    from samlora.lora.plan import apply_lora
+    from samlora.models.loading import load_model
+
+    settings = LoraSettings(
+        rank=2, components=["vision_encoder"], target_modules=["all-linear"], train_fully=["mask_decoder"]
+    )
+    root = tmp_path_factory.mktemp("tiny-adapters")
+    out = {}
+    for family, folder in tiny_dirs.items():
+        loaded = load_model(str(folder))
+        model, _ = apply_lora(loaded.model, loaded.spec, settings)
+        gen = torch.Generator().manual_seed(7)
+        with torch.no_grad():
+            for param in model.parameters():
+                if param.requires_grad:
+                    param.add_(0.05 * torch.randn(param.shape, generator=gen))
+        meta = adapter_metadata(loaded, settings, class_names={1: "polyp"}, metrics={"dice": 0.5}, step=3)
+        out[family] = save_adapter(model.eval(), root / family, meta)
+    return out

@@ -50,3 +50,7 @@ class PromptError(SamloraError):
 
 class TrainingError(SamloraError):
     """Training cannot go on (non-finite loss, output folder in use, inconsistent resume state)."""
+
+
+class ExportError(SamloraError):
+    """A model cannot be exported, its export failed verification, or an export folder cannot be used."""

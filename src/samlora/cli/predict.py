@@ -23,6 +23,12 @@ def predict_parser() -> ArgumentParser:
     p.add_argument("--model", default=None, help="Base model (default: the one the adapter records).")
     p.add_argument("--adapter", default=None, help="Adapter folder, or a run folder (its best/ is used).")
     p.add_argument(
+        "--onnx",
+        default=None,
+        help="Run a folder written by `samlora export onnx` on onnxruntime instead of PyTorch (box/point "
+        "prompts; same post-processing and outputs; --precision fp16 uses its fp16 graphs).",
+    )
+    p.add_argument(
         "--prompt",
         nargs="+",
         default=None,
@@ -105,8 +111,12 @@ def run_predict_cmd(args: dict[str, Any]) -> int:
     from samlora.tasks.postprocess import PostProcess
 
     adapter = str(resolve_adapter(args["adapter"])) if args.get("adapter") else None
-    if not args.get("model") and not adapter:
-        raise SamloraError("pass --model NAME and/or --adapter DIR")
+    if args.get("onnx") and (args.get("model") or adapter or args.get("compare")):
+        raise SamloraError(
+            "--onnx runs the exported model (its adapter merged in): drop --model, --adapter and --compare"
+        )
+    if not args.get("model") and not adapter and not args.get("onnx"):
+        raise SamloraError("pass --model NAME and/or --adapter DIR (or --onnx DIR)")
     boxes = [[_number(v, "--box") for v in box] for box in args.get("box") or []]
     points = [[_number(v, "--point") for v in point] for point in args.get("point") or []]
     labels = [int(_number(v, "--label")) for v in args.get("label") or []]
@@ -133,13 +143,16 @@ def run_predict_cmd(args: dict[str, Any]) -> int:
     )  # fmt: skip
     prompts = ImagePrompts(boxes=boxes, points=points, labels=labels)
     category_ids = _category_ids(adapter, texts) if texts else None
-    predictor = Predictor(
-        args.get("model"),
-        adapters=[adapter] if adapter else None,
-        device=args["device"],
-        precision=args["precision"],
-        resolution=args["resolution"],
-    )
+    if args.get("onnx"):
+        predictor = Predictor(backend=_onnx_backend(args), resolution=args["resolution"])
+    else:
+        predictor = Predictor(
+            args.get("model"),
+            adapters=[adapter] if adapter else None,
+            device=args["device"],
+            precision=args["precision"],
+            resolution=args["resolution"],
+        )
     summary = run_predict(
         predictor, args["source"], args["output"], prompts, texts=texts, prompt_file=args.get("prompts"),
         post=post, compare=bool(args.get("compare")), category_ids=category_ids, batch_size=args["batch_size"],
@@ -153,6 +166,22 @@ def run_predict_cmd(args: dict[str, Any]) -> int:
         for name, why in summary.skipped:
             print(f"  {name}: {why}")
     return 0
+
+
+def _onnx_backend(args: dict[str, Any]) -> object:
+    """The onnxruntime backend of ``--onnx DIR`` (fp16 graphs with ``--precision fp16``)."""
+    from samlora.export.runtime import OnnxBackend
+
+    if args["precision"] == "bf16" or args["device"] == "mps":
+        raise SamloraError(
+            "--onnx runs fp32 or fp16 graphs on cpu or cuda; use --precision no|fp16, --device auto|cpu|cuda"
+        )
+    if args.get("prompt"):
+        raise SamloraError(
+            "--onnx runs box and point prompts; text prompts (SAM 3) run in PyTorch with --model"
+        )
+    precision = "fp16" if args["precision"] == "fp16" else "fp32"
+    return OnnxBackend(args["onnx"], device=args["device"], precision=precision)
 
 
 def _category_ids(adapter: str | None, texts: list[str]) -> dict[str, int]:

@@ -26,7 +26,9 @@ from samlora import __version__
 from samlora.config import LoraSettings
 from samlora.errors import AdapterError
 from samlora.models.loading import LoadedModel, load_model
+from samlora.models.processor import PROCESSOR_CLASSES, save_processor_files
 
+from .merged_card import CARD_FILE, merged_model_card, transformers_usage
 from .plan import peft_wrapping
 
 log = logging.getLogger(__name__)
@@ -282,28 +284,63 @@ def merge_to_base(model: peft.PeftModel, adapter_name: str | None = None) -> nn.
     return model.merge_and_unload(adapter_names=names)
 
 
-def export_merged(
-    adapter_folder: str | Path, output: str | Path, model_name: str | None = None, overwrite: bool = False
-) -> Path:
-    """Merge an adapter into a fresh copy of its base and write a full transformers model folder.
+def load_merged(
+    adapter_folder: str | Path, model_name: str | None = None
+) -> tuple[LoadedModel, dict[str, Any]]:
+    """Load an adapter's base (``model_name`` or the one ``samlora.json`` records) and merge the adapter in.
 
-    ``model_name`` defaults to the base recorded in ``samlora.json``. An existing non-empty
-    ``output`` is refused, unless ``overwrite`` and it holds a model merged by samlora before.
+    Returns the loaded model (its ``model`` now the merged transformers model) and the
+    ``samlora.json`` of the merged model (the adapter's, plus ``merged_from`` and ``base_model``).
     """
     meta = read_adapter(adapter_folder)
-    output = Path(output).resolve()
-    _check_merge_output(output, overwrite)
     name = model_name or meta.get("base_model")
     if not name:
         raise AdapterError(f"{adapter_folder} does not record its base model; pass --model NAME")
     # a base named by the user is loaded as what it is; the adapter check then names both sides
     loaded = load_model(name, family=meta.get("family", "auto") if not model_name else "auto")
-    merged = merge_to_base(load_adapter(loaded, loaded.model, adapter_folder))
+    loaded.model = merge_to_base(load_adapter(loaded, loaded.model, adapter_folder))
+    return loaded, dict(meta, merged_from=str(Path(adapter_folder).resolve()), base_model=name)
+
+
+def export_merged(
+    adapter_folder: str | Path, output: str | Path, model_name: str | None = None, overwrite: bool = False
+) -> Path:
+    """Merge an adapter into a fresh copy of its base and write a complete transformers model folder.
+
+    The folder holds ``config.json`` + ``model.safetensors``, ``preprocessor_config.json`` with
+    samlora's preprocessing (and SAM 3's tokenizer files), so ``AutoModel`` and ``AutoProcessor``
+    load it, plus ``samlora.json`` and a model card (``README.md``).
+
+    ``model_name`` defaults to the base recorded in ``samlora.json``. An existing non-empty
+    ``output`` is refused, unless ``overwrite`` and it holds a model merged by samlora before.
+    """
+    output = Path(output).resolve()
+    read_adapter(adapter_folder)
+    _check_merge_output(output, overwrite)
+    loaded, merged_meta = load_merged(adapter_folder, model_name)
     tmp = output.with_name(f".{output.name}.tmp-{uuid.uuid4().hex[:8]}")
-    merged.save_pretrained(tmp, safe_serialization=True)
-    if loaded.tokenizer is not None:
-        loaded.tokenizer.save_pretrained(tmp)
-    merged_meta = dict(meta, merged_from=str(Path(adapter_folder).resolve()), base_model=name)
+    loaded.model.save_pretrained(tmp, safe_serialization=True)
+    save_processor_files(loaded, tmp)  # preprocessor_config.json (+ the tokenizer of SAM 3)
     (tmp / META_FILE).write_text(json.dumps(merged_meta, indent=2) + "\n")
+    (tmp / CARD_FILE).write_text(_merged_folder_card(merged_meta, loaded))
     atomic_replace_dir(tmp, output)
     return output
+
+
+def _merged_folder_card(meta: dict[str, Any], loaded: LoadedModel) -> str:
+    """The model card of a merged folder (see :func:`~samlora.lora.merged_card.merged_model_card`)."""
+    pre, spec = loaded.preprocessing, loaded.spec
+    return merged_model_card(
+        meta,
+        title=f"{Path(str(meta.get('merged_from', 'model'))).name} merged into {meta.get('base_model')}",
+        summary=(
+            f"A complete `transformers` model folder: a samlora LoRA adapter merged into the weights of its "
+            f"base model (`{spec.model_class}`), with the processor settings samlora uses."
+        ),
+        preprocessing=dataclasses.asdict(pre),
+        sections={
+            "Use with transformers": transformers_usage(
+                spec.model_class, PROCESSOR_CLASSES[spec.name][0], spec.task == "concept"
+            )
+        },
+    )

@@ -25,7 +25,7 @@ from samlora.errors import PromptError, SamloraError
 from samlora.lora.adapters import load_adapter, merge_to_base, read_adapter, use_adapter
 from samlora.models.device import autocast_for, pick_device
 from samlora.models.loading import LoadedModel, load_model
-from samlora.models.promptable import ImageEmbeddings, decode, encode
+from samlora.models.promptable import Decoded, ImageEmbeddings, decode, encode
 from samlora.tasks.postprocess import PostProcess, fill_holes, masks_to_boxes
 from samlora.tasks.promptable.segmenter import best_candidate
 
@@ -94,6 +94,12 @@ class Predictor:
         resolution: working resolution: images whose longest side exceeds it
             are shrunk before encoding (0: never). Prompts and outputs stay in
             pixels of the original image.
+        backend: run another engine instead of the torch model: an object with
+            ``loaded`` (a :class:`LoadedModel` giving family and preprocessing),
+            ``name``, ``encode(pixel_values) -> ImageEmbeddings`` and ``decode(...)``
+            taking :func:`samlora.models.promptable.decode`'s arguments after the
+            model and family (e.g. :class:`samlora.export.runtime.OnnxBackend`).
+            Prompts, post-processing and outputs stay the same; no adapters.
 
     Outputs follow the image: a torch image gives torch tensors (on the CPU),
     anything else numpy arrays.
@@ -107,7 +113,12 @@ class Predictor:
         precision: str = "no",
         merge: bool = False,
         resolution: int = 0,
+        backend: object | None = None,
     ):
+        if backend is not None:
+            self._init_backend(backend, model, adapters, merge, resolution)
+            return
+        self.backend = None
         if precision not in PRECISIONS:
             raise SamloraError(f"precision '{precision}' is not one of {', '.join(PRECISIONS)}")
         if isinstance(adapters, (str, Path)):
@@ -147,6 +158,35 @@ class Predictor:
         self._size: tuple[int, int] | None = None
         self._index = 0
         self._torch = False
+
+    def _init_backend(
+        self, backend: object, model: object, adapters: object, merge: bool, resolution: int
+    ) -> None:
+        """A Predictor over ``backend`` (e.g. an ONNX export): no torch model, no adapters to switch."""
+        if model is not None or adapters or merge:
+            raise SamloraError(
+                f"a {backend.name} backend runs the model it was exported from (its adapter merged in); "
+                "give no model, adapters or merge with it"
+            )
+        if backend.loaded.spec.task != "promptable":
+            raise SamloraError(
+                f"a {backend.name} backend runs box/point prompts; {backend.loaded.spec.name} needs text"
+            )
+        self.backend, self.loaded, self.model = backend, backend.loaded, None
+        self.device, self.precision, self.resolution = torch.device("cpu"), "no", int(resolution or 0)
+        self.merged, self.adapter_names, self.active = True, [], backend.name
+        self._batch, self._embeddings, self._sizes, self._size = None, {}, [], None
+        self._index, self._torch = 0, False
+
+    def _encode(self, pixels: torch.Tensor) -> ImageEmbeddings:
+        if self.backend is not None:
+            return self.backend.encode(pixels)
+        return encode(self.model, self.loaded.spec, pixels)
+
+    def _decode(self, emb: ImageEmbeddings, index: torch.Tensor, **prompts) -> Decoded:
+        if self.backend is not None:
+            return self.backend.decode(emb, index, **prompts)
+        return decode(self.model, self.loaded.spec, emb, index, **prompts)
 
     @property
     def prompt_types(self) -> list[str]:
@@ -210,7 +250,7 @@ class Predictor:
 
                     embedding = encode_images(self.model, self._batch)
                 else:
-                    embedding = encode(self.model, self.loaded.spec, self._batch)
+                    embedding = self._encode(self._batch)
             self._embeddings[self.active] = embedding
         return self._embeddings[self.active]
 
@@ -325,9 +365,7 @@ class Predictor:
         index = torch.full((n,), self._index, dtype=torch.long, device=self.device)
         emb: ImageEmbeddings = self._embedding()
         with self._context(), autocast_for(self.device, self.precision):
-            out = decode(
-                self.model, spec, emb, index, boxes=box_t, points=pt_t, labels=lab_t, multimask=multimask
-            )
+            out = self._decode(emb, index, boxes=box_t, points=pt_t, labels=lab_t, multimask=multimask)
         low = best_candidate(out).float()
         scores = out.iou.float().max(dim=1).values
         masks = (pre.logits_to_original(low, geom) > 0).cpu()
