@@ -22,6 +22,7 @@ STEPS = [
     "training",
     "evaluate",
     "predict",
+    "serve",
     "cli",
     "demo",
 ]
