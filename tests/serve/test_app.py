@@ -174,3 +174,29 @@ def test_one_log_line_per_request(client: httpx.Client, caplog: pytest.LogCaptur
     assert " GET /health 200 " in lines[0]
     assert " POST /predict 200 " in lines[1] and "a1:miss:" in lines[1]
     assert " POST /predict 422 " in lines[2] and "outside" in lines[2]
+
+
+def test_text_prompts_on_a_concept_server(tiny_dirs: dict, image: np.ndarray) -> None:
+    from samlora.serve.engine import Engine, instances
+    from samlora.serve.settings import ServeSettings
+    from samlora.tasks.postprocess import PostProcess
+
+    from .conftest import live_server
+
+    concept = Predictor(str(tiny_dirs["sam3"]), device="cpu")
+    post = {"threshold": 0.0, "top_k": 3, "nms_iou": 1.0}
+    with live_server(Engine(concept, {}, ServeSettings())) as url, httpx.Client(base_url=url, timeout=60) as c:
+        assert c.get("/models").json()["model"]["task"] == "concept"
+        reply = predict(c, image, prompts={"text": ["square", "disc"]}, post=post)
+        assert reply.status_code == 200, reply.text
+        got = reply.json()["results"][0]["instances"]
+        assert got and {i["label"] for i in got} <= {"square", "disc"}
+        assert all(i["prompt_index"] == ["square", "disc"].index(i["label"]) for i in got)
+        want = Predictor(str(tiny_dirs["sam3"]), device="cpu").predict(
+            image, text=["square", "disc"], post=PostProcess(threshold=0.0, top_k=3, nms_iou=1.0)
+        )
+        assert got == instances(want)
+        refused = predict(c, image, prompts=BOX)
+        assert refused.status_code == 422 and "text prompts" in refused.json()["error"]
+        blank = predict(c, image, prompts={"text": [" "]})
+        assert blank.status_code == 422

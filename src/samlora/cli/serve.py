@@ -85,7 +85,7 @@ def run_serve(args: dict[str, Any]) -> int:
     try:
         import fastapi  # noqa: F401
         import fastapi_offline  # noqa: F401
-        import multipart  # noqa: F401
+        import python_multipart  # noqa: F401
         import uvicorn  # noqa: F401
     except ImportError as err:
         raise SamloraError(
