@@ -185,7 +185,10 @@ def test_text_prompts_on_a_concept_server(tiny_dirs: dict, image: np.ndarray) ->
 
     concept = Predictor(str(tiny_dirs["sam3"]), device="cpu")
     post = {"threshold": 0.0, "top_k": 3, "nms_iou": 1.0}
-    with live_server(Engine(concept, {}, ServeSettings())) as url, httpx.Client(base_url=url, timeout=60) as c:
+    with (
+        live_server(Engine(concept, {}, ServeSettings())) as url,
+        httpx.Client(base_url=url, timeout=60) as c,
+    ):
         assert c.get("/models").json()["model"]["task"] == "concept"
         reply = predict(c, image, prompts={"text": ["square", "disc"]}, post=post)
         assert reply.status_code == 200, reply.text

@@ -2,8 +2,8 @@
 // Prompts are kept in pixels of the original image; masks arrive as COCO RLE at that size.
 "use strict";
 
-const COLOURS = [[255, 64, 64], [64, 160, 255], [255, 200, 0], [60, 200, 90], [200, 80, 255],
-  [255, 128, 0], [0, 200, 200], [255, 90, 180]];
+const COLOURS = [[0, 190, 255], [255, 220, 0], [120, 255, 60], [255, 60, 220], [255, 140, 0],
+  [160, 100, 255], [255, 60, 60], [0, 220, 170]];
 const $ = (id) => document.getElementById(id);
 
 const state = {
@@ -17,6 +17,7 @@ const state = {
   texts: [],           // text prompts (concept models)
   answer: null,        // the last POST /predict answer
   serial: 0,           // request counter: answers to stale requests are dropped
+  answered: 0,         // answers shown so far (masks or an error), for scripts that drive the page
   token: sessionStorage.getItem("samlora-token") || "",
 };
 window.samloraPage = state;
@@ -175,6 +176,7 @@ async function predict() {
     render();
     setStatus(state.file ? "no prompt: click on the image" : "open an image");
     document.body.dataset.state = state.file ? "image" : "ready";
+    state.answered += 1;
     return;
   }
   const adapter = $("adapter").value;
@@ -193,6 +195,7 @@ async function predict() {
     if (serial === state.serial) {
       setStatus(`the server did not answer: ${err}`, true);
       document.body.dataset.state = "error";
+      state.answered += 1;
     }
     return;
   }
@@ -202,6 +205,7 @@ async function predict() {
     render();
     setStatus(`${reply.status}: ${body.error || JSON.stringify(body)}`, true);
     document.body.dataset.state = "error";
+    state.answered += 1;
     return;
   }
   state.answer = body;
@@ -209,6 +213,7 @@ async function predict() {
   const counts = body.results.map((r) => `${r.adapter}: ${r.instances.length} mask(s)${r.cached ? " (cached)" : ""}`);
   setStatus(`${counts.join(" | ")} in ${Math.round(performance.now() - started)} ms`);
   document.body.dataset.state = "done";
+  state.answered += 1;
 }
 
 // ---------------------------------------------------------------- drawing
