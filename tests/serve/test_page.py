@@ -7,6 +7,7 @@ screenshot (with ``SAMLORA_SCREENSHOT_ADAPTER=RUN``: of that adapter rather than
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import shutil
@@ -285,3 +286,52 @@ def _shoot(page: Page, out: Path) -> None:
     page.d.set_window_size(1020, 720)
     page.d.save_screenshot(str(out))
     Image.open(out).convert("RGB").quantize(64).save(out, optimize=True)
+
+
+def test_drop_an_image_on_the_page(driver, server: str, frame) -> None:
+    page = Page(driver, server)
+    page.js(
+        """const [bytes, name] = arguments;
+        const file = new File([Uint8Array.from(atob(bytes), c => c.charCodeAt(0))], name, {type: "image/png"});
+        const data = new DataTransfer();
+        data.items.add(file);
+        document.getElementById("drop").dispatchEvent(new DragEvent("drop", {dataTransfer: data, bubbles: true}));""",
+        base64.b64encode(frame[0].read_bytes()).decode(),
+        "dropped.png",
+    )
+    page.wait(lambda: page.js("return document.body.dataset.state") == "image")
+    assert page.js("return [samloraPage.width, samloraPage.height, samloraPage.name]") == [
+        256,
+        256,
+        "dropped",
+    ]
+    assert page.click(*frame[2])["results"][0]["instances"]
+
+
+def test_token_is_asked_for_and_used(driver, guarded: str) -> None:
+    from .conftest import TOKEN
+
+    page = Page(driver, guarded, state="token")
+    assert page.element("#token-box").is_displayed() and "token" in page.element("#status").text
+    page.element("#token").send_keys(TOKEN)
+    page.element("#token-use").click()
+    page.wait(lambda: page.js("return document.body.dataset.state") == "ready")
+    assert page.js("return samloraPage.models.adapters.length") == 2
+    page.js("sessionStorage.clear()")
+
+
+def test_text_prompts_on_a_concept_model(driver, tiny_dirs: dict, frame) -> None:
+    from samlora.serve.engine import Engine
+    from samlora.serve.settings import ServeSettings
+
+    from .conftest import live_server
+
+    engine = Engine(Predictor(str(tiny_dirs["sam3"]), device="cpu"), {}, ServeSettings())
+    with live_server(engine) as url:
+        page = Page(driver, url)
+        assert page.element("#text-form").is_displayed() and not page.element(".clicks").is_displayed()
+        page.open(frame[0])
+        page.element("#text").send_keys("square, disc")
+        answer = page.answered(page.element("#text-go").click)
+        assert page.js("return samloraPage.texts") == ["square", "disc"]
+        assert {i["label"] for i in answer["results"][0]["instances"]} <= {"square", "disc"}
