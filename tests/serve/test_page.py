@@ -94,14 +94,10 @@ def frame(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, np.ndarray, t
 class Page:
     """The page in the browser, and the few moves a person makes on it."""
 
-    def __init__(self, driver, url: str):
-        from selenium.webdriver.support.ui import WebDriverWait
-
+    def __init__(self, driver, url: str, state: str = "ready"):
         self.d, self.url = driver, url
         driver.get(url + "/")
-        WebDriverWait(driver, 30).until(
-            lambda d: d.execute_script("return document.body.dataset.state") == "ready"
-        )
+        self.wait(lambda: self.js("return document.body.dataset.state") == state, timeout=30)
 
     def js(self, script: str, *args):
         return self.d.execute_script(script, *args)
