@@ -130,3 +130,13 @@ def predict(client, pixels: np.ndarray | bytes, **request) -> object:
     return client.post(
         "/predict", files={"image": ("x.png", data, "image/png")}, data={"request": json.dumps(request)}
     )
+
+
+def pytest_terminal_summary(terminalreporter) -> None:
+    """Say, at the end of any run, when the browser tests were skipped and how to enable them."""
+    for report in terminalreporter.stats.get("skipped", []):
+        longrepr = getattr(report, "longrepr", None)
+        message = longrepr[2] if isinstance(longrepr, tuple) else str(longrepr)
+        if "chromium-driver" in message:
+            terminalreporter.write_line(f"tests/serve/test_page.py: {message.removeprefix('Skipped: ')}")
+            break

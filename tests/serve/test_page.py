@@ -1,7 +1,7 @@
 """The page in real headless Chromium (Debian's chromium + chromium-driver, driven by Selenium).
 
 Without Chromium these tests skip, saying how to enable them; under CI (``CI`` set) they fail
-instead, so CI never skips them. ``SAMLORA_SCREENSHOT=docs/serve.png`` also writes README's
+instead, so CI never skips them. ``SAMLORA_CHROMIUM`` points at another Chromium binary. ``SAMLORA_SCREENSHOT=docs/serve.png`` also writes README's
 screenshot (with ``SAMLORA_SCREENSHOT_ADAPTER=RUN``: of that adapter rather than the test's).
 """
 
@@ -24,7 +24,7 @@ from samlora.predict.predictor import Predictor
 
 from .conftest import expected_rles
 
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+CHROMIUM = os.environ.get("SAMLORA_CHROMIUM") or shutil.which("chromium") or "/usr/bin/chromium"
 DRIVER = shutil.which("chromedriver") or "/usr/bin/chromedriver"
 HOW = (
     "browser tests need Debian's Chromium and its driver: apt-get install -y chromium chromium-driver "
