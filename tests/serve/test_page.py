@@ -279,9 +279,9 @@ def _readme_screenshot(page: Page, frame, out: Path) -> None:
 
 
 def _shoot(page: Page, out: Path) -> None:
-    page.d.set_window_size(1020, 720)
+    page.d.set_window_size(1000, 900)
     page.d.save_screenshot(str(out))
-    Image.open(out).convert("RGB").quantize(64).save(out, optimize=True)
+    Image.open(out).convert("RGB").quantize(128, method=Image.Quantize.MAXCOVERAGE).save(out, optimize=True)
 
 
 def test_drop_an_image_on_the_page(driver, server: str, frame) -> None:

@@ -51,6 +51,7 @@ async function loadModels() {
     menu.appendChild(option);
   }
   menu.value = state.models.default_adapter;
+  $("compare").disabled = state.models.adapters.length === 0;  // vanilla alone: nothing to compare
   const concept = m.task === "concept";
   $("text-form").hidden = !concept;
   document.querySelectorAll(".clicks").forEach((e) => { e.hidden = concept; });
