@@ -108,12 +108,20 @@ def request_plan(n: int, seed: int, hot: list[np.ndarray], cold_start: int) -> l
 
 
 class Direct:
-    """The bare baseline: one Predictor in this process, no HTTP; ``encode`` decodes and encodes the image."""
+    """The bare baseline: one Predictor in this process, no HTTP; ``encode`` decodes and encodes the image.
+
+    Calls run on one worker thread, as the server runs them (on a loaded 2-core machine, torch in
+    the main thread with 2 intra-op threads measured up to 50x slower than in a worker thread).
+    """
 
     def __init__(self, adapters: dict[str, Path]):
         self.predictor = Predictor(MODEL, adapters=adapters, device="cpu")
+        self.worker = ThreadPoolExecutor(1)
 
     def run(self, item: dict, encode: bool) -> None:
+        self.worker.submit(self._run, item, encode).result()
+
+    def _run(self, item: dict, encode: bool) -> None:
         names = [item["adapter"]] + (["vanilla"] if item["compare"] else [])
         for name in names:
             self.predictor.use(name)

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import io
 import logging
 
 import httpx
 import numpy as np
 import pytest
+from PIL import Image
 from pycocotools import mask as mask_utils
 
 from samlora.predict.predictor import Predictor
@@ -203,3 +205,31 @@ def test_text_prompts_on_a_concept_server(tiny_dirs: dict, image: np.ndarray) ->
         assert refused.status_code == 422 and "text prompts" in refused.json()["error"]
         blank = predict(c, image, prompts={"text": [" "]})
         assert blank.status_code == 422
+
+
+def _encoded(image: Image.Image, fmt: str) -> bytes:
+    buffer = io.BytesIO()
+    image.save(buffer, format=fmt)
+    return buffer.getvalue()
+
+
+@pytest.mark.parametrize(
+    "upload",
+    [
+        _encoded(Image.new("RGB", (1, 1), (200, 10, 10)), "PNG"),
+        _encoded(Image.new("RGB", (3000, 2), (200, 10, 10)), "PNG"),
+        _encoded(Image.new("L", (40, 30), 128), "PNG"),
+        _encoded(Image.new("RGBA", (40, 30), (10, 200, 10, 0)), "PNG"),
+        _encoded(Image.fromarray(np.arange(1200, dtype=np.uint16).reshape(30, 40) * 50), "PNG"),
+        _encoded(Image.new("RGB", (40, 30), (10, 10, 200)), "JPEG"),
+        _encoded(Image.new("P", (40, 30), 3), "GIF"),
+    ],
+    ids=["1x1", "3000x2", "gray", "rgba", "16-bit", "jpeg", "gif"],
+)
+def test_odd_images_are_answered(client: httpx.Client, upload: bytes) -> None:
+    width, height = Image.open(io.BytesIO(upload)).size
+    reply = predict(
+        client, upload, prompts={"boxes": [[0, 0, width, height]], "points": [[width / 2, height / 2]]}
+    )
+    assert reply.status_code == 200, reply.text
+    assert reply.json()["image"] == {**reply.json()["image"], "width": width, "height": height}
