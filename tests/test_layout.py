@@ -22,6 +22,7 @@ STEPS = [
     "training",
     "evaluate",
     "predict",
+    "serve",
     "export",
     "cli",
     "demo",

@@ -94,7 +94,7 @@ def _parser_error(err: Exception) -> ConfigError:
 
 def build_parser() -> ArgumentParser:
     """The whole ``samlora`` parser, built from :data:`COMMANDS`."""
-    from . import adapters, config, data, demo, eval, export, info, predict, train  # noqa: F401  (registers them)
+    from . import adapters, config, data, demo, eval, export, info, predict, serve, train  # noqa: F401  (registers them)
 
     parser = ArgumentParser(
         prog="samlora",

@@ -82,7 +82,7 @@ class Preprocessing:
         if self.resize == "square":
             return Geometry(height, width, self.image_size, self.image_size)
         scale = self.image_size / max(height, width)
-        return Geometry(height, width, int(height * scale + 0.5), int(width * scale + 0.5))
+        return Geometry(height, width, max(1, int(height * scale + 0.5)), max(1, int(width * scale + 0.5)))
 
     def images(self, images: list[torch.Tensor], device: torch.device | str | None = None) -> torch.Tensor:
         """Resize, normalise and pad a list of uint8 ``3 x H_i x W_i`` images.
