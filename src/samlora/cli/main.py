@@ -24,6 +24,20 @@ from .registry import COMMANDS
 log = logging.getLogger("samlora")
 
 
+def quiet_libraries() -> None:
+    """Keep transformers, the hub and its HTTP client to errors, without importing them (``--help`` stays
+    light): their environment switches are read on import, so a handler that imports them later obeys."""
+    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+    for name in ("httpx", "httpx2", "httpcore"):
+        logging.getLogger(name).setLevel(logging.WARNING)
+    if "transformers" in sys.modules:  # already imported (the Python API, tests): switch it directly
+        import transformers
+
+        transformers.logging.disable_progress_bar()
+        transformers.logging.set_verbosity_error()
+
+
 def check_unknown_flags(argv: list[str]) -> None:
     """Reject ``--section.key`` flags that are not config keys, naming the closest valid key."""
     keys = config_keys()
@@ -131,10 +145,7 @@ def main(argv: list[str] | None = None) -> int:
         format="%(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )
-    import transformers
-
-    transformers.logging.disable_progress_bar()
-    transformers.logging.set_verbosity_error()
+    quiet_libraries()
     try:
         parser = build_parser()
         check_unknown_flags(argv)
