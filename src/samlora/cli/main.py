@@ -40,12 +40,15 @@ def quiet_libraries() -> None:
 
 def check_unknown_flags(argv: list[str]) -> None:
     """Reject ``--section.key`` flags that are not config keys, naming the closest valid key."""
+    from samlora.config.sam3_lora import FOREIGN_SECTIONS
+
     keys = config_keys()
+    sections = {*Config.__dataclass_fields__, *FOREIGN_SECTIONS}
     bad = []
     for token in argv:
         if token.startswith("--") and "." in token:
             flag = token[2:].split("=", 1)[0].rstrip("+")
-            if flag.split(".", 1)[0] in Config.__dataclass_fields__ and flag not in keys:
+            if flag.split(".", 1)[0] in sections and flag not in keys:
                 bad.append(flag)
     if bad:
         from samlora.config.io import _suggest
