@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -54,7 +53,7 @@ def show_parser() -> ArgumentParser:
 
 @handles("config", "show")
 def run_show(args: dict[str, Any]) -> int:
-    cfg = resolve_config(args, announce=sys.stderr)  # stdout stays the resolved YAML alone
+    cfg = resolve_config(args, announce="stderr")  # stdout stays the resolved YAML alone
     print(yaml.safe_dump(to_dict(cfg), sort_keys=False), end="")
     return 0
 

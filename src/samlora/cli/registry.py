@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Callable
-from typing import Any, TextIO
+from typing import Any
 
 from jsonargparse import ArgumentParser, set_parsing_settings
 
@@ -51,23 +51,23 @@ def add_config_arguments(parser: ArgumentParser, sections: tuple[str, ...] | Non
 
 
 def resolve_config(
-    args: dict[str, Any], sections: tuple[str, ...] | None = None, announce: TextIO | None = sys.stdout
+    args: dict[str, Any], sections: tuple[str, ...] | None = None, announce: str = "stdout"
 ) -> Config:
     """YAML file (if any) + explicit flags -> a validated :class:`Config`.
 
     A file in the SAM3-LoRA tool's format is read as the samlora config it maps to, which is printed
-    on ``announce`` first (so the user sees, and can keep, the samlora spelling).
+    on ``announce`` (``stdout`` or ``stderr``) first, so the user sees, and can keep, the samlora spelling.
     """
     names = sections or tuple(k for k in Config.__dataclass_fields__)
     overrides = {k: v for k, v in args.items() if k in names and isinstance(v, dict)}
     path = args.get("config")
-    if path and announce is not None:
+    if path:
         from samlora.config import read_yaml
         from samlora.config.sam3_lora import is_sam3_lora
 
         data = read_yaml(path)
         if is_sam3_lora(data):
-            print(migrated_text(path, data), file=announce, flush=True)
+            print(migrated_text(path, data), file=getattr(sys, announce), flush=True)
     return load_config(path, overrides)
 
 
