@@ -11,15 +11,18 @@ point ``--model.name`` at a tiny SAM 3 and ``--data.root`` at a tiny COCO export
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
 import yaml
 
-from samlora.cli import main
 from samlora.config import config_from_dict, load_config
+from samlora.config.sam3_lora import from_sam3_lora
 from samlora.data.synthetic import write_coco_dataset
 from samlora.errors import ConfigError
+
+from ..cli.test_cli import run
 
 QUICK_TEST = """\
 lora:
@@ -87,12 +90,6 @@ FULL = (
     .replace("_light", "_full")
 )
 EXAMPLES = {"quick_test": QUICK_TEST, "production": PRODUCTION, "light": LIGHT, "full": FULL}
-
-
-def run(args: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
-    code = main(args)
-    out = capsys.readouterr()
-    return code, out.out, out.err
 
 
 @pytest.fixture(scope="module")
@@ -213,3 +210,15 @@ def test_unknown_tool_keys_are_reported_not_ignored(
     path.write_text(QUICK_TEST.replace("  weight_decay: 0.01\n", "  weight_decay: 0.01\n  save_every_n: 3\n"))
     code, out, err = run(["config", "validate", "--config", str(path)], capsys)
     assert code == 2 and "  save_every_n: 3" in out and "unknown key 'train.save_every_n'" in err
+
+
+def test_readme_mapping_table_is_what_samlora_does() -> None:
+    """Each one-key row of README's "Coming from SAM3-LoRA" table names the key samlora maps it to."""
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    section = readme.split("### Coming from SAM3-LoRA", 1)[1].split("\n### ", 1)[0]
+    rows = re.findall(r"^\| `(training\.\w+|output\.\w+)` \| `([\w.]+)` \|$", section, flags=re.M)
+    assert len(rows) >= 9
+    for tool_key, samlora_key in rows:
+        section_name, key = tool_key.split(".")
+        mapped, _ = from_sam3_lora({section_name: {key: 1}})
+        assert samlora_key.split(".")[1] in mapped[samlora_key.split(".")[0]], (tool_key, mapped)

@@ -11,13 +11,12 @@ import pytest
 from PIL import Image
 from scipy import ndimage
 
-from samlora.cli import main
-
-BOXES = ["--box", "5", "5", "60", "40", "--box", "0", "0", "30", "30"]
+from .test_inputs import _run as predict
 
 
 @pytest.fixture()
 def photos(tmp_path: Path, image: np.ndarray) -> Path:
+    """Two shifted copies of the shared test image."""
     root = tmp_path / "photos"
     root.mkdir()
     for i in range(2):
@@ -25,8 +24,7 @@ def photos(tmp_path: Path, image: np.ndarray) -> Path:
     return root
 
 
-def predict(*argv: str) -> int:
-    return main(["predict", *argv, "--device", "cpu"])
+BOXES = ["--box", "5", "5", "60", "40", "--box", "0", "0", "30", "30"]
 
 
 def test_image_flag_and_an_image_output_write_one_overlay_and_its_json(

@@ -7,15 +7,10 @@ from pathlib import Path
 import pytest
 import yaml
 
-from samlora.cli import main
 from samlora.data.synthetic import write_mask_dataset
 from samlora.training.log import read_log
 
-
-def run(args: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
-    code = main(args)
-    out = capsys.readouterr()
-    return code, out.out, out.err
+from ..cli.test_cli import run
 
 
 def test_extend_a_finished_run_keeping_every_other_setting(

@@ -6,14 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from samlora.cli import main
 from samlora.data.synthetic import write_mask_dataset
 
-
-def run(args: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
-    code = main(args)
-    out = capsys.readouterr()
-    return code, out.out, out.err
+from ..cli.test_cli import run
 
 
 @pytest.fixture(scope="module")
