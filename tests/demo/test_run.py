@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 from pathlib import Path
 
 import pytest
@@ -18,14 +19,16 @@ Measured: vanilla 0.224, LoRA 0.579 (+0.355) with ``samlora demo --quick --devic
 
 
 def test_quick_demo_lora_beats_vanilla_and_leaves_the_base_bit_identical(
-    tmp_path: Path, capsys: pytest.CaptureFixture
+    tmp_path: Path, capsys: pytest.CaptureFixture, caplog: pytest.LogCaptureFixture
 ) -> None:
     reference = preset_folder(REFERENCE_PRESET)
     before = weights_digest(reference)
     out = tmp_path / "demo"
+    caplog.set_level(logging.INFO, logger="samlora.demo.estimate")
     assert main(["demo", "--quick", "--output", str(out), "--device", "cpu"]) == 0
     printed = capsys.readouterr().out
     assert "| vanilla |" in printed and "base model weights unchanged: True" in printed
+    assert "estimate after 20 steps" in caplog.text and "1 seed(s) x 90 steps" in caplog.text
 
     summary = json.loads((out / "results.json").read_text())
     assert summary["base_unchanged"] is True
@@ -56,8 +59,8 @@ def test_demo_without_arguments_writes_into_samlora_demo(
 
     calls = []
 
-    def fake_run_demo(output, quick=False, device="auto", seed=0):
-        calls.append((str(output), quick, device))
+    def fake_run_demo(output, quick=False, device="auto", seed=0, steps=None):
+        calls.append((str(output), quick, device, steps))
         Path(output).mkdir(parents=True)
         (Path(output) / "README.md").write_text("| vanilla | table |\n")
         return {"base_unchanged": True}
@@ -65,5 +68,8 @@ def test_demo_without_arguments_writes_into_samlora_demo(
     monkeypatch.setattr(demo_run, "run_demo", fake_run_demo)
     monkeypatch.chdir(tmp_path)
     assert main(["demo"]) == 0
-    assert calls == [("samlora-demo", False, "auto")]
+    assert calls == [("samlora-demo", False, "auto", None)]
     assert "| vanilla | table |" in capsys.readouterr().out
+    assert main(["demo", "--steps", "40", "--output", "short"]) == 0  # shorter training
+    assert calls[-1] == ("short", False, "auto", 40)
+    assert main(["demo", "--steps", "0"]) == 2

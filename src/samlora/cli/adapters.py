@@ -7,8 +7,6 @@ from typing import Any
 
 from jsonargparse import ArgumentParser
 
-from samlora.lora.adapters import META_FILE, export_merged, read_adapter
-
 from .registry import command, handles
 
 
@@ -26,6 +24,8 @@ def adapters_info_parser() -> ArgumentParser:
 
 @handles("adapters", "info")
 def run_adapters_info(args: dict[str, Any]) -> int:
+    from samlora.lora.adapters import META_FILE, read_adapter
+
     meta = read_adapter(args["adapter"])
     print(json.dumps(meta, indent=2) if meta else f"plain PEFT adapter (no {META_FILE})")
     return 0
@@ -51,6 +51,8 @@ def merge_parser() -> ArgumentParser:
 
 @handles("adapters", "merge")
 def run_merge(args: dict[str, Any]) -> int:
+    from samlora.lora.adapters import export_merged
+
     out = export_merged(
         args["adapter"], args["output"], model_name=args.get("model"), overwrite=bool(args.get("overwrite"))
     )

@@ -19,7 +19,15 @@ def demo_parser() -> ArgumentParser:
     )
     parser.add_argument("--output", default="samlora-demo", help="Folder for the data, runs and reports.")
     parser.add_argument(
-        "--quick", action="store_true", help="One seed, fewer images and steps (about 2 minutes)."
+        "--quick",
+        action="store_true",
+        help="One seed, fewer images and steps (see README, Demo results, for timings).",
+    )
+    parser.add_argument(
+        "--steps",
+        type=int,
+        default=None,
+        help="Training steps per seed (default 480, 90 with --quick): fewer is faster and less accurate.",
     )
     parser.add_argument(
         "--device", default="auto", choices=["auto", "cpu", "cuda", "mps"], help="Where to run."
@@ -31,7 +39,12 @@ def demo_parser() -> ArgumentParser:
 def run_demo_cmd(args: dict[str, Any]) -> int:
     from samlora.demo.run import run_demo
 
-    summary = run_demo(args["output"], quick=bool(args.get("quick")), device=args["device"])
+    steps = args.get("steps")
+    if steps is not None and steps < 1:
+        from samlora.errors import SamloraError
+
+        raise SamloraError(f"--steps must be at least 1, got {steps}")
+    summary = run_demo(args["output"], quick=bool(args.get("quick")), device=args["device"], steps=steps)
     print((Path(args["output"]) / "README.md").read_text())
     print(f"base model weights unchanged: {summary['base_unchanged']}; results in {args['output']}")
     return 0

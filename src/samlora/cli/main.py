@@ -24,14 +24,31 @@ from .registry import COMMANDS
 log = logging.getLogger("samlora")
 
 
+def quiet_libraries() -> None:
+    """Keep transformers, the hub and its HTTP client to errors, without importing them (``--help`` stays
+    light): their environment switches are read on import, so a handler that imports them later obeys."""
+    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+    for name in ("httpx", "httpx2", "httpcore"):
+        logging.getLogger(name).setLevel(logging.WARNING)
+    if "transformers" in sys.modules:  # already imported (the Python API, tests): switch it directly
+        import transformers
+
+        transformers.logging.disable_progress_bar()
+        transformers.logging.set_verbosity_error()
+
+
 def check_unknown_flags(argv: list[str]) -> None:
     """Reject ``--section.key`` flags that are not config keys, naming the closest valid key."""
+    from samlora.config.sam3_lora import FOREIGN_SECTIONS
+
     keys = config_keys()
+    sections = {*Config.__dataclass_fields__, *FOREIGN_SECTIONS}
     bad = []
     for token in argv:
         if token.startswith("--") and "." in token:
             flag = token[2:].split("=", 1)[0].rstrip("+")
-            if flag.split(".", 1)[0] in Config.__dataclass_fields__ and flag not in keys:
+            if flag.split(".", 1)[0] in sections and flag not in keys:
                 bad.append(flag)
     if bad:
         from samlora.config.io import _suggest
@@ -131,10 +148,7 @@ def main(argv: list[str] | None = None) -> int:
         format="%(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )
-    import transformers
-
-    transformers.logging.disable_progress_bar()
-    transformers.logging.set_verbosity_error()
+    quiet_libraries()
     try:
         parser = build_parser()
         check_unknown_flags(argv)

@@ -16,9 +16,15 @@ def predict_parser() -> ArgumentParser:
     p = ArgumentParser(
         description="Predict masks for an image, a folder or a glob; writes overlays, mask PNGs and COCO JSON."
     )
-    p.add_argument("source", help="An image, a folder of images, or a glob ('photos/*.jpg').")
     p.add_argument(
-        "--output", default="samlora-predictions", help="Folder for overlays/, masks/, predictions.json."
+        "source", nargs="?", default=None, help="An image, a folder of images, or a glob ('photos/*.jpg')."
+    )
+    p.add_argument("--image", default=None, help="The same as SOURCE (the SAM3-LoRA tool's flag).")
+    p.add_argument(
+        "--output",
+        default="samlora-predictions",
+        help="Folder for overlays/, masks/, predictions.json; a name ending in an image extension (result.png) "
+        "writes that one overlay plus result.json beside it (one image only).",
     )
     p.add_argument("--model", default=None, help="Base model (default: the one the adapter records).")
     p.add_argument("--adapter", default=None, help="Adapter folder, or a run folder (its best/ is used).")
@@ -71,7 +77,11 @@ def predict_parser() -> ArgumentParser:
         "--min-area",
         type=int,
         default=0,
-        help="Drop instances smaller than this many pixels (any prompt; empty masks are always dropped).",
+        help="Drop instances smaller than this many pixels, and remove the specks (connected pieces) smaller than "
+        "it from the masks kept (any prompt; empty masks are always dropped).",
+    )
+    p.add_argument(
+        "--keep-specks", action="store_true", help="With --min-area, leave small pieces inside kept masks."
     )
     p.add_argument(
         "--fill-holes", action="store_true", help="Fill holes inside predicted masks (any prompt)."
@@ -90,6 +100,12 @@ def predict_parser() -> ArgumentParser:
         "(0: original size). Outputs stay at each image's original resolution.",
     )
     p.add_argument("--no-boxes", action="store_true", help="Overlays without boxes, labels and scores.")
+    p.add_argument(
+        "--boundingbox",
+        default=None,
+        metavar="true|false",
+        help="Draw boxes, labels and scores on overlays (default true; false is --no-boxes; the SAM3-LoRA tool's flag).",
+    )
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda", "mps"], help="Where to run.")
     p.add_argument(
         "--precision",
@@ -110,6 +126,8 @@ def run_predict_cmd(args: dict[str, Any]) -> int:
     from samlora.predict.run import ImagePrompts, run_predict
     from samlora.tasks.postprocess import PostProcess
 
+    source = _source(args.get("source"), args.get("image"))
+    draw_boxes = _draw_boxes(args.get("boundingbox"), bool(args.get("no_boxes")))
     adapter = str(resolve_adapter(args["adapter"])) if args.get("adapter") else None
     if args.get("onnx") and (args.get("model") or adapter or args.get("compare")):
         raise SamloraError(
@@ -139,7 +157,7 @@ def run_predict_cmd(args: dict[str, Any]) -> int:
         threshold=threshold if threshold is not None else (0.5 if texts else float("-inf")), nms_iou=args["nms_iou"],
         nms_kind=args["nms_kind"], top_k=args["top_k"], min_area=args["min_area"],
         merge=bool(args.get("merge")), fill_holes=bool(args.get("fill_holes")),
-        mask_threshold=args["mask_threshold"],
+        mask_threshold=args["mask_threshold"], keep_specks=bool(args.get("keep_specks")),
     )  # fmt: skip
     prompts = ImagePrompts(boxes=boxes, points=points, labels=labels)
     category_ids = _category_ids(adapter, texts) if texts else None
@@ -154,9 +172,9 @@ def run_predict_cmd(args: dict[str, Any]) -> int:
             resolution=args["resolution"],
         )
     summary = run_predict(
-        predictor, args["source"], args["output"], prompts, texts=texts, prompt_file=args.get("prompts"),
+        predictor, source, args["output"], prompts, texts=texts, prompt_file=args.get("prompts"),
         post=post, compare=bool(args.get("compare")), category_ids=category_ids, batch_size=args["batch_size"],
-        draw_boxes=not args.get("no_boxes"),
+        draw_boxes=draw_boxes,
     )  # fmt: skip
     print(
         f"{summary.images} images, {summary.detections} detections, {summary.images_per_s:.2f} images/s -> {args['output']}"
@@ -165,6 +183,11 @@ def run_predict_cmd(args: dict[str, Any]) -> int:
         print(f"skipped {len(summary.skipped)} file(s):")
         for name, why in summary.skipped:
             print(f"  {name}: {why}")
+    if summary.unmatched:
+        print(f"{len(summary.unmatched)} entr{'y' if len(summary.unmatched) == 1 else 'ies'} of {args['prompts']} "
+              "matched no image and were not used:")  # fmt: skip
+        for name in summary.unmatched:
+            print(f"  {name}")
     return 0
 
 
@@ -182,6 +205,33 @@ def _onnx_backend(args: dict[str, Any]) -> object:
         )
     precision = "fp16" if args["precision"] == "fp16" else "fp32"
     return OnnxBackend(args["onnx"], device=args["device"], precision=precision)
+
+
+def _source(source: str | None, image: str | None) -> str:
+    """SOURCE or --image (one of them)."""
+    if source and image and source != image:
+        raise SamloraError(
+            f"got SOURCE {source} and --image {image}: --image is the same as SOURCE, pass one"
+        )
+    if not (source or image):
+        raise SamloraError(
+            "pass what to predict: samlora predict SOURCE (an image, a folder or a glob) or --image PATH"
+        )
+    return str(source or image)
+
+
+def _draw_boxes(boundingbox: str | None, no_boxes: bool) -> bool:
+    """Whether overlays get boxes: ``--boundingbox true|false`` (any case, 1/0, yes/no), else not ``--no-boxes``."""
+    if boundingbox is None:
+        return not no_boxes
+    value = {"true": True, "1": True, "yes": True, "false": False, "0": False, "no": False}.get(
+        boundingbox.lower()
+    )
+    if value is None:
+        raise SamloraError(f"--boundingbox takes true or false, got '{boundingbox}'")
+    if value and no_boxes:
+        raise SamloraError("--boundingbox true and --no-boxes contradict each other; pass one")
+    return value
 
 
 def _category_ids(adapter: str | None, texts: list[str]) -> dict[str, int]:

@@ -17,6 +17,7 @@ import yaml
 
 from samlora.errors import ConfigError
 
+from .sam3_lora import from_sam3_lora, is_sam3_lora, known_meaning
 from .schema import Config
 
 
@@ -94,6 +95,8 @@ def merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
 def load_config(path: str | Path | None = None, overrides: dict[str, Any] | None = None) -> Config:
     """Read a YAML file (optional), apply nested ``overrides`` and validate everything."""
     data = read_yaml(path) if path is not None else {}
+    if is_sam3_lora(data):  # the SAM3-LoRA tool's format: read it as the samlora config it means
+        data = from_sam3_lora(data)[0]
     if overrides:
         data = merge(data, overrides)
     return config_from_dict(data, source=str(path) if path else None)
@@ -132,6 +135,9 @@ _SYNONYMS = {
 
 def _suggest(key: str, candidates: list[str]) -> str:
     """``; did you mean 'x.y'?`` for the closest valid key (same section first), or ``""``."""
+    known = known_meaning(key)
+    if known and (known.startswith("lora.components:") or known in candidates):
+        return f"; did you mean '{known}'?"
     section, _, leaf = key.rpartition(".")
     same = {c.rpartition(".")[2]: c for c in candidates if c.rpartition(".")[0] == section}
     close: list[str] = []

@@ -17,7 +17,7 @@ import hashlib
 import json
 import logging
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -92,15 +92,26 @@ def _same_sites(data: Path, plan: DemoPlan, seed: int) -> bool:
 
 
 def run_demo(
-    output: str | Path = "samlora-demo", quick: bool = False, device: str = "auto", seed: int = 0
+    output: str | Path = "samlora-demo",
+    quick: bool = False,
+    device: str = "auto",
+    seed: int = 0,
+    steps: int | None = None,
 ) -> dict:
-    """Run the whole experiment; return the summary written to ``output/results.json``."""
+    """Run the whole experiment; return the summary written to ``output/results.json``.
+
+    ``steps`` replaces the plan's training steps per seed (shorter and less accurate); after the first
+    logged steps an estimate of the training time is logged (:mod:`samlora.demo.estimate`).
+    """
     from samlora.evaluate.runner import run_eval
     from samlora.training.trainer import train
 
+    from .estimate import TrainingEstimate
     from .folders import write_target_sites
 
     plan = QUICK if quick else FULL
+    if steps is not None:
+        plan = replace(plan, steps=steps)
     out = Path(output)
     started = time.perf_counter()
     reference = preset_folder(REFERENCE_PRESET)
@@ -123,7 +134,11 @@ def run_demo(
     for s in plan.seeds:
         cfg = demo_config(data / "site_A", out / "runs" / f"seed_{s}", s, plan.steps, device)
         log.info("fine-tuning seed %d (%d steps)", s, plan.steps)
-        runs.append(train(cfg).run_dir)
+        if s == plan.seeds[0]:
+            with TrainingEstimate(cfg.output.dir, plan.steps, len(plan.seeds)):
+                runs.append(train(cfg).run_dir)
+        else:
+            runs.append(train(cfg).run_dir)
     reports = {}
     for prompt in PROMPTS:
         eval_cfg = demo_config(data / "site_A", out / "unused", plan.seeds[0], plan.steps, device)

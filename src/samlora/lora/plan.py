@@ -115,7 +115,7 @@ def _not_found_message(token: str, components: list[str], layers: dict[str, str]
             f"lora.train_fully: {components} instead"
         )
     kinds = sorted({k for k in layers.values() if k != "other"})
-    shorts = sorted({re.sub(r"\.\d+\.", ".N.", n.split(".", 1)[1]) for n in layers})
+    shorts = sorted({re.sub(r"\.\d+\.", ".N.", n.split(".", 1)[-1]) for n in layers})
     shown = ", ".join(shorts[:40]) + (" ..." if len(shorts) > 40 else "")
     return (
         f"target module '{token}' matches no linear layer in {components}. Available short names: "

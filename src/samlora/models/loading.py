@@ -6,6 +6,7 @@ local ``save_pretrained`` folder, so tests exercise the path a hub id takes.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import logging
 import os
@@ -64,6 +65,46 @@ def _looks_like_path(name: str) -> bool:
     )
 
 
+HUB_PROBE_TIMEOUT_S = 3.0
+"""Seconds one probe of the hub endpoint may take before samlora treats the hub as unreachable
+(``$SAMLORA_HUB_TIMEOUT`` overrides it)."""
+
+
+def hub_offline() -> bool:
+    """Whether hub ids must come from the local cache: ``HF_HUB_OFFLINE`` (or ``TRANSFORMERS_OFFLINE``) is
+    set, or one short probe of the hub endpoint (``HF_ENDPOINT``) gets no answer. The probe runs once per
+    process, so an unreachable hub costs seconds instead of the hub client's retries with back-off."""
+    from huggingface_hub import constants
+
+    flags = (os.environ.get("HF_HUB_OFFLINE"), os.environ.get("TRANSFORMERS_OFFLINE"))
+    if constants.is_offline_mode() or any(f and f.lower() not in ("0", "false", "no", "off") for f in flags):
+        return True
+    timeout = float(os.environ.get("SAMLORA_HUB_TIMEOUT") or HUB_PROBE_TIMEOUT_S)
+    return not _reachable(constants.ENDPOINT, timeout)
+
+
+@functools.lru_cache(maxsize=4)
+def _reachable(endpoint: str, timeout: float) -> bool:
+    """One HEAD request to ``endpoint`` through the hub's own HTTP session (its proxies); any answer counts."""
+    from huggingface_hub import get_session
+
+    try:
+        get_session().head(endpoint, timeout=timeout)
+    except (
+        Exception
+    ) as err:  # connection refused, DNS failure, timeout, proxy error: all mean "not reachable"
+        log.debug(
+            "the hub at %s is not reachable (%r); hub ids come from the local cache only", endpoint, err
+        )
+        return False
+    return True
+
+
+def _local_only(source: str) -> bool:
+    """``local_files_only`` for ``from_pretrained``: a local folder never needs the hub; a hub id does unless offline."""
+    return not Path(source).exists() and hub_offline()
+
+
 def read_config(name: str) -> transformers.PretrainedConfig:
     """Read the transformers config of ``name`` (folder or hub id) with a clear error offline."""
     source = resolve_source(name)
@@ -80,9 +121,9 @@ def read_config(name: str) -> transformers.PretrainedConfig:
             "(samlora info --presets)"
         )
     try:
-        return transformers.AutoConfig.from_pretrained(source)
+        offline = _local_only(source)
+        return transformers.AutoConfig.from_pretrained(source, local_files_only=offline)
     except (OSError, ValueError) as err:
-        offline = os.environ.get("HF_HUB_OFFLINE", "0") not in ("0", "", "false", "False")
         hint = (
             "the Hugging Face Hub is not reachable from here"
             if offline or "offline" in str(err).lower() or "connect" in str(err).lower()
@@ -153,7 +194,7 @@ def load_model(name: str, family: str = "auto", device: str | torch.device = "cp
     source = resolve_source(name)
     model_class = getattr(transformers, spec.model_class)
     try:
-        model = model_class.from_pretrained(source)
+        model = model_class.from_pretrained(source, local_files_only=_local_only(source))
     except (OSError, ValueError, RuntimeError) as err:
         raise ModelLoadError(f"Could not load the weights of '{name}' as {spec.model_class}: {err}") from err
     model.requires_grad_(False)
@@ -173,7 +214,7 @@ def load_model(name: str, family: str = "auto", device: str | torch.device = "cp
 def load_tokenizer(source: str) -> object:
     """The text tokenizer stored beside a concept model (CLIP BPE for SAM 3)."""
     try:
-        return transformers.AutoTokenizer.from_pretrained(source)
+        return transformers.AutoTokenizer.from_pretrained(source, local_files_only=_local_only(source))
     except (OSError, ValueError) as err:
         raise ModelLoadError(
             f"Model '{source}' is a concept (text-prompt) model but no tokenizer could be loaded from it; "

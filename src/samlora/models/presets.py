@@ -21,6 +21,15 @@ TINY_PRESETS = {
     "tiny-sam3-tracker": "sam3_tracker",
 }
 REFERENCE_PRESET = "samlora-reference"
+PRESET_DESCRIPTIONS = {
+    REFERENCE_PRESET: "SAM architecture, 3.8 M parameters, pretrained on a synthetic natural domain; "
+    "ships with samlora, the base model of `samlora demo`",
+    **{
+        name: f"tiny random {family} model (a few hundred thousand parameters, untrained) for tests and smoke runs"
+        for name, family in TINY_PRESETS.items()
+    },
+}
+"""One line per preset, for ``samlora info --presets`` (read without loading any weights)."""
 ASSETS = Path(__file__).resolve().parent.parent / "assets"
 
 

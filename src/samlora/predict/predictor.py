@@ -26,7 +26,7 @@ from samlora.lora.adapters import load_adapter, merge_to_base, read_adapter, use
 from samlora.models.device import autocast_for, pick_device
 from samlora.models.loading import LoadedModel, load_model
 from samlora.models.promptable import Decoded, ImageEmbeddings, decode, encode
-from samlora.tasks.postprocess import PostProcess, fill_holes, masks_to_boxes
+from samlora.tasks.postprocess import PostProcess, fill_holes, masks_to_boxes, min_area_filter
 from samlora.tasks.promptable.segmenter import best_candidate
 
 from .inputs import as_float, as_image, clip_boxes, shrink, to_cpu
@@ -374,7 +374,8 @@ class Predictor:
             keep = scores >= post.threshold
             if post.fill_holes:
                 masks = fill_holes(masks)
-            keep &= masks.flatten(1).sum(1) >= max(post.min_area, 1)
+            masks, big = min_area_filter(masks, post)  # also removes specks of kept masks (post.keep_specks)
+            keep &= big
             masks, scores, prompt_index = masks[keep], scores[keep], prompt_index[keep]
         return Prediction(
             masks=masks.numpy(),

@@ -21,7 +21,7 @@ import logging
 import os
 import time
 from collections import Counter
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -48,6 +48,8 @@ class PredictSummary:
     detections: int
     seconds: float
     skipped: list[tuple[str, str]]
+    unmatched: list[str] = field(default_factory=list)
+    """Entries of the prompts file that matched no image of the source (listed, never silently unused)."""
 
     @property
     def images_per_s(self) -> float:
@@ -139,9 +141,17 @@ def run_predict(
     point prompts get category 1 (``object``), or their annotation's category
     with a COCO prompts file. Raises :class:`SamloraError` before writing
     anything when the prompts cannot work, and after the run when no image
-    could be predicted.
+    could be predicted. An ``output`` ending in an image extension (``result.png``)
+    writes that one overlay and ``result.json`` beside it (see :func:`_predict_to_file`).
     """
     from tqdm.auto import tqdm
+
+    if Path(output).suffix.lower() in IMAGE_EXTENSIONS:
+        return _predict_to_file(
+            predictor, source, Path(output), prompts, texts=texts, prompt_file=prompt_file, post=post,
+            compare=compare, category_ids=category_ids, progress=progress, batch_size=batch_size,
+            draw_boxes=draw_boxes,
+        )  # fmt: skip
 
     post = post or PostProcess()
     spec = predictor.loaded.spec
@@ -221,8 +231,11 @@ def run_predict(
         "categories": [{"id": cid, "name": name} for cid, name in sorted(categories.items())],
         "skipped": skipped,
     }
+    matched = {id(prompts_for(path, files, None)) for path in images}
+    unmatched = [key for key, entry in files.items() if id(entry) not in matched]
+    table["unmatched_prompts"] = unmatched
     (out / "images.json").write_text(json.dumps(table, indent=1) + "\n")
-    summary = PredictSummary(len(image_table), detections, time.perf_counter() - started, skipped)
+    summary = PredictSummary(len(image_table), detections, time.perf_counter() - started, skipped, unmatched)
     if not image_table:
         reasons = "\n".join(f"  {p}: {why}" for p, why in skipped[:10])
         raise SamloraError(f"no image could be predicted; all {len(skipped)} skipped:\n{reasons}")
@@ -295,3 +308,32 @@ def _compare(
                 )
         tiles.append(("ground truth", overlay(pixels, gts)))
     panel(tiles, path=out / "panels" / f"{name}.png")
+
+
+def _predict_to_file(
+    predictor: Predictor, source: str, target: Path, prompts: ImagePrompts, **options
+) -> PredictSummary:
+    """``--output result.png``: predict the one image of ``source`` and write its overlay to ``target`` and
+    ``result.json`` beside it: ``{"images", "categories", "predictions"}`` (the COCO results, RLE masks)."""
+    import shutil
+    import tempfile
+
+    if options.get("compare"):
+        raise SamloraError(f"--compare writes panels into a folder; pass a folder as --output, not {target}")
+    images = list_images(source)
+    if len(images) != 1:
+        raise SamloraError(
+            f"--output {target} is one image file, but {source} holds {len(images)} images; pass a folder as --output"
+        )
+    target.parent.mkdir(parents=True, exist_ok=True)
+    work = Path(tempfile.mkdtemp(prefix=f".{target.name}-", dir=target.parent))
+    try:
+        summary = run_predict(predictor, source, work, prompts, **options)
+        (name,) = output_names(images, source)
+        Image.open(work / "overlays" / f"{name}.png").convert("RGB").save(target)
+        table = json.loads((work / "images.json").read_text())
+        table["predictions"] = json.loads((work / "predictions.json").read_text())
+        target.with_suffix(".json").write_text(json.dumps(table, indent=1) + "\n")
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    return summary

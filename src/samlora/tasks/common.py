@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 
 from samlora.config import Config
+from samlora.data.categories import non_prompt_categories
 from samlora.data.check import check_dataset
 from samlora.data.layout import open_split, open_split_if_present
 from samlora.data.records import SegDataset
@@ -27,11 +28,26 @@ def mask_options(cfg: Config) -> dict[str, object]:
     }
 
 
-def checked(split: SegDataset, workers: int) -> SegDataset:
-    """Run the full data check; refuse the split (with the whole report) when it has errors."""
+def checked(split: SegDataset, workers: int, seen: set[tuple[str, int]] | None = None) -> SegDataset:
+    """Run the full data check; refuse the split (with the whole report) when it has errors.
+
+    Warnings are logged, except a category samlora itself keeps out of the text prompts (a Roboflow
+    super-category, an unannotated duplicate): that is said once per data set, at info level, for the
+    splits sharing ``seen`` (``samlora data check`` lists it with every split).
+    """
     report = check_dataset(split, deep=True, workers=max(workers, 1))
+    handled = {f"category id {cid}": (cid, why) for cid, why in non_prompt_categories(split).items()}
+    seen = set() if seen is None else seen
     for problem in report.problems:
-        if problem.severity == "warning":
+        if problem.severity == "warning" and problem.record in handled:
+            cid, why = handled[problem.record]
+            if (str(split.root), cid) not in seen:
+                seen.add((str(split.root), cid))
+                log.info(
+                    "%s: category id %d '%s' (%s) is no text prompt; samlora leaves it out",
+                    split.root, cid, split.category_names.get(cid, "?"), why,
+                )  # fmt: skip
+        elif problem.severity == "warning":
             log.warning("%s", problem)
     if not report.ok:
         raise DataError(
@@ -49,12 +65,12 @@ def open_training_splits(cfg: Config) -> tuple[SegDataset, SegDataset | None]:
         raise DataError(
             "data.root is not set; pass --data.root PATH (a COCO export or images/ + masks/ folders)"
         )
-    options = mask_options(cfg)
-    train = checked(open_split(d.root, d.train_split, d.format, **options), cfg.train.num_workers)
+    options, seen = mask_options(cfg), set()
+    train = checked(open_split(d.root, d.train_split, d.format, **options), cfg.train.num_workers, seen)
     if not train.images:
         raise DataError(f"the '{d.train_split}' split of {d.root} has no images")
     valid = open_split_if_present(d.root, d.valid_split, d.format, **options)
-    return train, checked(valid, cfg.train.num_workers) if valid is not None else None
+    return train, checked(valid, cfg.train.num_workers, seen) if valid is not None else None
 
 
 class DecodedImages:

@@ -1,6 +1,6 @@
 """Instance post-processing shared by ``predict`` and ``eval``: one code path, one set of thresholds.
 
-Order: score threshold -> minimum area -> hole filling -> NMS (mask or box IoU)
+Order: score threshold -> minimum area (whole instances, then the specks of kept ones) -> hole filling -> NMS (mask or box IoU)
 -> optional merging of overlapping segments of one class -> top-k. Mask IoUs
 are computed on masks shrunk to at most ``iou_size`` pixels a side, which keeps
 NMS cheap at any image size.
@@ -18,7 +18,11 @@ from scipy import ndimage
 
 @dataclass(frozen=True)
 class PostProcess:
-    """Settings of :func:`postprocess` (``predict`` flags and ``eval`` keys map onto these)."""
+    """Settings of :func:`postprocess` (``predict`` flags and ``eval`` keys map onto these).
+
+    ``min_area`` drops instances smaller than it (pixels) and, unless ``keep_specks``, also removes the
+    connected pieces smaller than it from the masks kept (an instance left empty is dropped).
+    """
 
     threshold: float = 0.5
     mask_threshold: float = 0.0
@@ -26,6 +30,7 @@ class PostProcess:
     nms_kind: str = "mask"
     top_k: int = 100
     min_area: int = 0
+    keep_specks: bool = False
     fill_holes: bool = False
     merge: bool = False
     merge_overlap: float = 0.1
@@ -127,6 +132,32 @@ def merge_overlapping(
     )
 
 
+def remove_specks(masks: torch.Tensor, min_area: int) -> torch.Tensor:
+    """``K x H x W`` bool masks without their 8-connected pieces smaller than ``min_area`` pixels (same device)."""
+    if not len(masks):
+        return masks
+    out = []
+    for mask in masks.cpu().numpy():
+        labels, n = ndimage.label(mask, structure=np.ones((3, 3), bool))
+        sizes = np.bincount(labels.ravel(), minlength=n + 1)
+        keep = sizes >= min_area
+        keep[0] = False
+        out.append(keep[labels])
+    return torch.from_numpy(np.stack(out)).to(masks.device)
+
+
+def min_area_filter(masks: torch.Tensor, settings: PostProcess) -> tuple[torch.Tensor, torch.Tensor]:
+    """``settings.min_area`` on ``K x H x W`` bool masks: the masks with their specks removed (unless
+    ``keep_specks``) and a ``K`` bool vector of those to keep (at least ``min_area`` pixels before, not empty
+    after). Shared by every prompt kind (``postprocess`` and the promptable predictor)."""
+    keep = masks.flatten(1).sum(1) >= max(settings.min_area, 1)
+    if settings.min_area > 1 and not settings.keep_specks and bool(keep.any()):
+        cleaned = masks.clone()
+        cleaned[keep] = remove_specks(masks[keep], settings.min_area)
+        masks, keep = cleaned, keep & cleaned.flatten(1).any(1)
+    return masks, keep
+
+
 def fill_holes(masks: torch.Tensor) -> torch.Tensor:
     """``K x H x W`` bool masks with their enclosed holes filled (same device)."""
     if not len(masks):
@@ -156,7 +187,7 @@ def postprocess(
     masks, scores, labels = masks[keep], scores[keep], labels[keep]
     boxes = boxes[keep] if boxes is not None else None
     if settings.min_area > 0 and len(masks):
-        keep = masks.flatten(1).sum(1) >= settings.min_area
+        masks, keep = min_area_filter(masks, settings)
         masks, scores, labels = masks[keep], scores[keep], labels[keep]
         boxes = boxes[keep] if boxes is not None else None
     if settings.fill_holes:

@@ -33,6 +33,7 @@ from samlora.models.loading import enable_activation_checkpointing, load_model
 from samlora.tasks import make_task
 
 from .checkpoints import Checkpoints, saved_step
+from .extend import extension_overrides
 from .log import MetricsLog, plot_loss_curve
 from .order import batches_per_epoch, epoch_indices
 from .schedule import make_scheduler
@@ -65,14 +66,21 @@ class Trainer:
         resume: an output folder of an earlier run to continue.
     """
 
-    def __init__(self, cfg: Config | None = None, resume: str | Path | None = None):
+    def __init__(
+        self,
+        cfg: Config | None = None,
+        resume: str | Path | None = None,
+        extend: dict[str, int] | None = None,
+    ):
+        self.extended = bool(extend)
         if resume is not None:
             self.run_dir = Path(resume)
             if not (self.run_dir / STATE_DIR / "trainer_state.json").is_file():
                 raise TrainingError(
                     f"{self.run_dir} holds no resumable state ({STATE_DIR}/); start a new run instead"
                 )
-            cfg = load_config(self.run_dir / "config.yaml")
+            more = {"train": extension_overrides(self.run_dir, extend)} if extend else None
+            cfg = load_config(self.run_dir / "config.yaml", more)
         elif cfg is None:
             raise ValueError("pass a config or a run folder to resume")
         else:
@@ -131,6 +139,9 @@ class Trainer:
                     path.unlink(missing_ok=True)
             for leftover in self.run_dir.glob(".*.tmp-*"):  # folders of a save that was cut short
                 shutil.rmtree(leftover, ignore_errors=True)
+        if (
+            not self.resuming or self.extended
+        ) and acc.is_main_process:  # an extended run records its new length
             tmp = self.run_dir / f".config.yaml.tmp-{os.getpid()}"
             save_config(self.cfg, tmp)
             os.replace(tmp, self.run_dir / "config.yaml")
@@ -392,6 +403,17 @@ def _progress(acc: Accelerator, total: int, done: int):
     )
 
 
-def train(cfg: Config, resume: str | Path | None = None) -> TrainResult:
-    """Run a training job (the library entry point of ``samlora train``)."""
-    return Trainer(cfg, resume=resume).run()
+def train(
+    cfg: Config | None, resume: str | Path | None = None, extend: dict[str, int] | None = None
+) -> TrainResult:
+    """Run a training job (the library entry point of ``samlora train``); a new run's data, components,
+    targets and output folder are checked first, all at once (:mod:`~samlora.training.preflight`).
+    ``extend`` (``{"max_steps": N}`` or ``{"epochs": N}``) lengthens the run being resumed
+    (:mod:`~samlora.training.extend`)."""
+    if resume is None:
+        from .preflight import check_before_loading
+
+        # notes (no validation split, a model not on this machine yet) come again when training meets them;
+        # an output folder holding a run is refused by the Trainer itself
+        check_before_loading(cfg, existing_run=False)
+    return Trainer(cfg, resume=resume, extend=extend).run()
