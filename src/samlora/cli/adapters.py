@@ -51,6 +51,11 @@ def merge_parser() -> ArgumentParser:
 
 @handles("adapters", "merge")
 def run_merge(args: dict[str, Any]) -> int:
+    from pathlib import Path
+
+    from samlora.io.disk import check_writable
+
+    check_writable(Path(args["output"]).resolve().parent, "the folder of --output")  # before the model loads
     out = export_merged(
         args["adapter"], args["output"], model_name=args.get("model"), overwrite=bool(args.get("overwrite"))
     )

@@ -100,6 +100,7 @@ def predict_parser() -> ArgumentParser:
 
 @handles("predict")
 def run_predict_cmd(args: dict[str, Any]) -> int:
+    from samlora.io.disk import check_writable
     from samlora.predict.predictor import Predictor, resolve_adapter
     from samlora.predict.run import ImagePrompts, run_predict
     from samlora.tasks.postprocess import PostProcess
@@ -133,6 +134,7 @@ def run_predict_cmd(args: dict[str, Any]) -> int:
     )  # fmt: skip
     prompts = ImagePrompts(boxes=boxes, points=points, labels=labels)
     category_ids = _category_ids(adapter, texts) if texts else None
+    check_writable(args["output"], "--output")  # before the model loads
     predictor = Predictor(
         args.get("model"),
         adapters=[adapter] if adapter else None,

@@ -27,9 +27,9 @@ def mask_options(cfg: Config) -> dict[str, object]:
     }
 
 
-def checked(split: SegDataset, workers: int) -> SegDataset:
+def checked(split: SegDataset, workers: int, max_pixels: int) -> SegDataset:
     """Run the full data check; refuse the split (with the whole report) when it has errors."""
-    report = check_dataset(split, deep=True, workers=max(workers, 1))
+    report = check_dataset(split, deep=True, workers=max(workers, 1), max_pixels=max_pixels)
     for problem in report.problems:
         if problem.severity == "warning":
             log.warning("%s", problem)
@@ -50,11 +50,13 @@ def open_training_splits(cfg: Config) -> tuple[SegDataset, SegDataset | None]:
             "data.root is not set; pass --data.root PATH (a COCO export or images/ + masks/ folders)"
         )
     options = mask_options(cfg)
-    train = checked(open_split(d.root, d.train_split, d.format, **options), cfg.train.num_workers)
+    train = checked(
+        open_split(d.root, d.train_split, d.format, **options), cfg.train.num_workers, d.max_pixels
+    )
     if not train.images:
         raise DataError(f"the '{d.train_split}' split of {d.root} has no images")
     valid = open_split_if_present(d.root, d.valid_split, d.format, **options)
-    return train, checked(valid, cfg.train.num_workers) if valid is not None else None
+    return train, checked(valid, cfg.train.num_workers, d.max_pixels) if valid is not None else None
 
 
 class DecodedImages:
@@ -69,6 +71,7 @@ class DecodedImages:
         self.options = {
             "binary_objects": cfg.data.binary_objects,
             "min_object_area": cfg.data.min_object_area,
+            "max_pixels": cfg.data.max_pixels,
         }
         self.cache = [self._load(i) for i in range(len(split.images))] if cfg.data.cache else None
         if self.cache is not None:
