@@ -35,7 +35,7 @@ from . import faults
 
 log = logging.getLogger(__name__)
 
-_KINDS = ("tmp", "new", "old")
+_KINDS = ("new", "old", "tmp")
 
 
 def token() -> str:

@@ -124,7 +124,11 @@ class RunLock:
             self.folder.mkdir(parents=True, exist_ok=True)
             fd, previous = self._open()
         except OSError as err:
+            self._remove_created()
             raise self._unwritable(err) from err
+        except BaseException:
+            self._remove_created()
+            raise
         self.fd = fd
         if previous.strip():
             log.warning(
@@ -154,6 +158,9 @@ class RunLock:
             self.path.unlink(missing_ok=True)
         os.close(self.fd)
         self.fd = None
+        self._remove_created()
+
+    def _remove_created(self) -> None:
         if self.created:
             with contextlib.suppress(OSError):
                 self.folder.rmdir()  # only when a failed start left it empty
