@@ -136,6 +136,9 @@ def main(argv: list[str] | None = None) -> int:
     try:
         parser = build_parser()
         check_unknown_flags(argv)
+        command_line_overrides(
+            argv
+        )  # the values' YAML depth and alias limits, before jsonargparse reads them
         try:
             full: Namespace = parser.parse_args(argv)
             explicit: Namespace = parser.parse_args(argv, defaults=False)

@@ -21,6 +21,7 @@ Conventions:
 from __future__ import annotations
 
 import logging
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -90,13 +91,19 @@ def _open(path: Path, what: str, max_pixels: int = DEFAULT_MAX_PIXELS) -> Image.
         raise DataError(f"{what} {path} does not exist; check the file name and the data folder")
     image = None
     try:
-        image = Image.open(path)
+        with warnings.catch_warnings():  # Pillow warns above 89 MP; max_pixels is the limit here
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            image = Image.open(path)
         check_pixels(path, what, *image.size, max_pixels)  # the header only: nothing decoded yet
         image.load()
     except DataError:
         raise
     except MemoryError:
         raise _out_of_memory(path, what, image) from None
+    except Image.DecompressionBombError as exc:  # Pillow's own hard limit (178 MP)
+        raise DataError(
+            f"{what} {path} is too large to decode safely: {exc}. Fix: downscale the image"
+        ) from exc
     except Exception as exc:  # PIL raises many types for corrupt or truncated files
         raise DataError(
             f"cannot read {what} {path}: {exc}. Fix: replace the file (it is corrupt, truncated or not an "

@@ -363,15 +363,17 @@ def export_merged(
     ``model_name`` defaults to the base recorded in ``samlora.json``. An existing non-empty
     ``output`` is refused, unless ``overwrite`` and it holds a model merged by samlora before.
     """
-    meta = read_adapter(adapter_folder)
     output = Path(output).resolve()
-    _check_merge_output(output, overwrite)
-    name = model_name or meta.get("base_model")
-    if not name:
-        raise AdapterError(f"{adapter_folder} does not record its base model; pass --model NAME")
-    # a base named by the user is loaded as what it is; the adapter check then names both sides
-    loaded = load_model(name, family=meta.get("family", "auto") if not model_name else "auto")
-    merged = merge_to_base(load_adapter(loaded, loaded.model, adapter_folder))
+    with adapter_snapshot(adapter_folder) as (snapshot, meta):  # one consistent version, even of a live run
+        _check_merge_output(output, overwrite)
+        name = model_name or meta.get("base_model")
+        if not name:
+            raise AdapterError(f"{adapter_folder} does not record its base model; pass --model NAME")
+        # a base named by the user is loaded as what it is; the adapter check then names both sides
+        loaded = load_model(name, family=meta.get("family", "auto") if not model_name else "auto")
+        check_compatible(meta, loaded, adapter_folder)
+        adapted = _load_snapshot(loaded, loaded.model, snapshot, Path(adapter_folder), meta, "default", False)
+        merged = merge_to_base(adapted)
     merged_meta = dict(meta, merged_from=str(Path(adapter_folder).resolve()), base_model=name)
     with replacing_dir(output) as tmp:
         merged.save_pretrained(tmp, safe_serialization=True)
