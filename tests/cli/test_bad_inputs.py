@@ -311,6 +311,18 @@ def test_permission_denied_and_out_of_memory_are_messages(
     monkeypatch.setattr(ImageFile.ImageFile, "load", no_memory)
     assert main(["data", "check", str(inputs.masks)]) == 1
     assert main(predict(inputs, tmp_path, "--model", str(inputs.model), "--box", "1", "1", "9", "9")) == 2
+    monkeypatch.undo()
+
+    def device_full(*args, **kwargs):
+        raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 20.00 GiB")
+
+    import torch
+
+    import samlora.predict.run as run
+
+    monkeypatch.setattr(run, "run_predict", device_full)
+    assert main(predict(inputs, tmp_path, "--model", str(inputs.model), "--box", "1", "1", "9", "9")) == 2
     text = "".join(capsys.readouterr())
     assert "permission denied" in text and "not enough memory to decode image" in text
+    assert "out of memory on the device (CUDA out of memory" in text
     assert "Traceback" not in text

@@ -163,6 +163,16 @@ def main(argv: list[str] | None = None) -> int:
 
         print(f"samlora: error: {describe(err)}; {fix_for(err)}", file=sys.stderr)
         return 2
+    except RuntimeError as err:
+        if type(err).__name__ != "OutOfMemoryError" and "out of memory" not in str(err).lower():
+            raise
+        print(
+            f"samlora: error: out of memory on the device ({str(err).splitlines()[0][:200]}); use a smaller "
+            "batch (train.batch_size / --batch-size), train.precision bf16, model.gradient_checkpointing true, "
+            "or a smaller --resolution",
+            file=sys.stderr,
+        )
+        return 2
     except KeyboardInterrupt:
         print("samlora: interrupted", file=sys.stderr)
         return 130
