@@ -73,7 +73,6 @@ class Trainer:
     """
 
     def __init__(self, cfg: Config | None = None, resume: str | Path | None = None):
-        self.restarting = False  # a --resume of a run stopped before its first complete state
         if resume is not None:
             self.run_dir = Path(resume)
             if not (self.run_dir / "config.yaml").is_file():
@@ -141,7 +140,7 @@ class Trainer:
                     "complete); training again from the start with its config.yaml",
                     self.run_dir,
                 )
-            self.resuming, self.restarting = False, True
+            self.resuming = False  # a new run in the same folder, with the same config
 
     def _prepare_output(self) -> None:
         """Once start-up succeeded: remove an old run's artefacts and write the resolved config."""
