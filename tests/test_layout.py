@@ -14,6 +14,7 @@ PACKAGE = Path(__file__).resolve().parents[1] / "src" / "samlora"
 # The flow, bottom to top: a module may import its own step and the steps before it.
 STEPS = [
     "errors",
+    "io",
     "config",
     "data",
     "models",

@@ -121,6 +121,22 @@ def test_corrupt_and_missing_images_raise_data_error_naming_the_file(tmp_path, d
         load_image(tmp_path / "missing.png")
 
 
+def test_max_pixels_refuses_from_the_header_and_zero_accepts_any_size(tmp_path, datasets, monkeypatch):
+    from PIL import ImageFile
+
+    path = datasets.save(tmp_path / "a.png", datasets.rgb(30, 40))
+    decoded = []
+    real_load = ImageFile.ImageFile.load
+    monkeypatch.setattr(ImageFile.ImageFile, "load", lambda self: decoded.append(1) or real_load(self))
+    with pytest.raises(DataError, match=r"a.png is 40x30 = 0.0 megapixels, more than data.max_pixels = 1000"):
+        load_image(path, max_pixels=1000)
+    with pytest.raises(DataError, match="data.max_pixels = 1199"):
+        load_label_map(path, max_pixels=1199)
+    assert not decoded  # refused before any pixel was decoded
+    assert load_image(path, max_pixels=1200).shape == (30, 40, 3)
+    assert load_image(path, max_pixels=0).shape == (30, 40, 3)
+
+
 def test_label_map_palette_png_gives_indices(tmp_path):
     indices = np.zeros((20, 30), np.uint8)
     indices[5:10, 5:10] = 2

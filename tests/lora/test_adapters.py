@@ -194,11 +194,12 @@ def test_save_is_atomic_and_replaces(saved: tuple[Path, torch.Tensor], tiny_dirs
     assert [p.name for p in folder.parent.iterdir() if p.name.startswith(".")] == []
 
 
-def test_kill_between_the_two_renames_is_recovered(
+def test_a_reader_of_a_cut_short_replacement_reads_it_and_changes_nothing(
     saved: tuple[Path, torch.Tensor], tiny_dirs: dict[str, Path], tmp_path: Path
 ) -> None:
     """A kill after the old folder was moved aside but before the new one came in leaves no
-    ``best/``; reading it (or the next save) puts the previous adapter back."""
+    ``best/``; a reader reads the complete copy beside it and changes nothing (the folder may
+    belong to a live writer); the writer's next save puts things right."""
     import shutil
 
     folder, _ = saved
@@ -206,5 +207,12 @@ def test_kill_between_the_two_renames_is_recovered(
     shutil.copytree(folder, copy)
     step = json.loads((copy / "samlora.json").read_text()).get("step")
     copy.rename(copy.with_name(".best.old-deadbeef"))  # the state a kill leaves
-    assert read_adapter(copy).get("step") == step and copy.is_dir()
-    assert not list(copy.parent.glob(".best.old-*"))
+    before = sorted(p.name for p in copy.parent.iterdir())
+    assert read_adapter(copy).get("step") == step
+    loaded = load_model(str(tiny_dirs["sam"]))
+    load_adapter(loaded, loaded.model, copy)
+    assert sorted(p.name for p in copy.parent.iterdir()) == before == [".best.old-deadbeef"]
+    fresh = load_model(str(tiny_dirs["sam"]))
+    save_adapter(trained_adapter(fresh, seed=5), copy, adapter_metadata(fresh, SETTINGS, step=11))
+    assert [p.name for p in copy.parent.iterdir()] == ["best"]
+    assert read_adapter(copy)["step"] == 11

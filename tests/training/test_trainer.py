@@ -463,9 +463,11 @@ def test_overwrite_removes_the_old_run(
     assert main(new) == 130
     assert {p.name for p in out.iterdir()} == {"config.yaml"}  # the old run's state, weights, log are gone
     assert "rank: 4" in (out / "config.yaml").read_text()
-    capsys.readouterr()
-    assert main(["train", "--resume", str(out)]) == 2  # nothing of the old run to continue by mistake
-    assert "no resumable state" in capsys.readouterr().err
+    monkeypatch.undo()
+    # nothing of the old run is continued by mistake: the new run (rank 4) starts again from step 0
+    assert main(["train", "--resume", str(out)]) == 0
+    assert json.loads((out / "last" / "adapter_config.json").read_text())["r"] == 4
+    assert [r["step"] for r in read_log(out) if r["split"] == "train"] == [1]
 
 
 def test_best_metric_of_another_task_is_a_config_error(

@@ -51,8 +51,12 @@ def merge_parser() -> ArgumentParser:
 
 @handles("adapters", "merge")
 def run_merge(args: dict[str, Any]) -> int:
+    from pathlib import Path
+
+    from samlora.io.disk import check_writable
     from samlora.lora.adapters import export_merged
 
+    check_writable(Path(args["output"]).resolve().parent, "the folder of --output")  # before the model loads
     out = export_merged(
         args["adapter"], args["output"], model_name=args.get("model"), overwrite=bool(args.get("overwrite"))
     )

@@ -48,7 +48,7 @@ def run_check(args: dict[str, Any]) -> int:
         raise DataError("pass the data folder: samlora data check DATA")
     reports = check_root(
         root, cfg.data.format, splits=args.get("splits"), deep=not args.get("quick"), workers=args["workers"],
-        **mask_options(cfg),
+        max_pixels=cfg.data.max_pixels, **mask_options(cfg),
     )  # fmt: skip
     print("\n\n".join(r.format() for r in reports))
     errors = sum(len(r.errors) for r in reports)

@@ -52,18 +52,13 @@ def eval_parser() -> ArgumentParser:
     return parser
 
 
-def _adapter_folder(path: str) -> Path:
-    folder = Path(path)
-    if (folder / "best" / "adapter_config.json").is_file():
-        return folder / "best"
-    return folder
-
-
 @handles("eval")
 def run_eval_cmd(args: dict[str, Any]) -> int:
     from samlora.evaluate.runner import run_eval
+    from samlora.io.disk import check_writable
+    from samlora.lora.adapters import adapter_folder
 
-    adapters = [_adapter_folder(a) for a in args.get("adapters") or []]
+    adapters = [adapter_folder(a) for a in args.get("adapters") or []]
     run_dirs = [a.parent for a in adapters if (a.parent / "config.yaml").is_file()]
     if args.get("config") is None and run_dirs:
         # start from the first run's resolved config, then apply the flags
@@ -78,6 +73,7 @@ def run_eval_cmd(args: dict[str, Any]) -> int:
             "no data to evaluate on: pass --datasets DIR [DIR ...] (or a run folder whose config names data.root)"
         )
     output = args.get("output") or (run_dirs[0] / "eval" if run_dirs else Path("samlora-eval"))
+    check_writable(output, "--output")  # before the model loads
     report = run_eval(
         cfg, adapters, datasets, args.get("split") or cfg.data.test_split, output, base=bool(args.get("base")),
         model_name=(args.get("model") or {}).get("name"),

@@ -59,7 +59,7 @@ def check_unknown_flags(argv: list[str]) -> None:
 def command_line_overrides(argv: list[str]) -> dict[str, Any]:
     """``--section.key value`` / ``--section.key=value`` flags of ``argv`` as nested overrides,
     each value read as YAML (the way a config file would give it)."""
-    import yaml
+    from samlora.io.readers import parse_yaml
 
     overrides: dict[str, Any] = {}
     sections = set(Config.__dataclass_fields__)
@@ -74,10 +74,8 @@ def command_line_overrides(argv: list[str]) -> dict[str, Any]:
             if i + 1 >= len(argv) or argv[i + 1].startswith("--"):
                 continue
             value = argv[i + 1]
-        try:
-            parsed = yaml.safe_load(value)
-        except yaml.YAMLError:
-            parsed = value
+        # YAML with the readers' depth and alias limits; a value that is not YAML stays a string
+        parsed = parse_yaml(value, f"--{flag}", lambda m: ConfigError([m], "the command line"), lenient=True)
         node = overrides.setdefault(section, {})
         *parents, leaf = key.split(".")
         for part in parents:
@@ -152,6 +150,9 @@ def main(argv: list[str] | None = None) -> int:
     try:
         parser = build_parser()
         check_unknown_flags(argv)
+        command_line_overrides(
+            argv
+        )  # the values' YAML depth and alias limits, before jsonargparse reads them
         try:
             full: Namespace = parser.parse_args(argv)
             explicit: Namespace = parser.parse_args(argv, defaults=False)
@@ -170,6 +171,21 @@ def main(argv: list[str] | None = None) -> int:
         return int(handler(args) or 0)
     except SamloraError as err:
         print(f"samlora: error: {err}", file=sys.stderr)
+        return 2
+    except (OSError, MemoryError) as err:  # environment faults: disk full, read-only, permissions, memory
+        from samlora.io.disk import describe, fix_for
+
+        print(f"samlora: error: {describe(err)}; {fix_for(err)}", file=sys.stderr)
+        return 2
+    except RuntimeError as err:
+        if type(err).__name__ != "OutOfMemoryError" and "out of memory" not in str(err).lower():
+            raise
+        print(
+            f"samlora: error: out of memory on the device ({str(err).splitlines()[0][:200]}); use a smaller "
+            "batch (train.batch_size / --batch-size), train.precision bf16, model.gradient_checkpointing true, "
+            "or a smaller --resolution",
+            file=sys.stderr,
+        )
         return 2
     except KeyboardInterrupt:
         print("samlora: interrupted", file=sys.stderr)

@@ -122,6 +122,10 @@ def predict_parser() -> ArgumentParser:
 
 @handles("predict")
 def run_predict_cmd(args: dict[str, Any]) -> int:
+    from pathlib import Path
+
+    from samlora.data.images import IMAGE_EXTENSIONS
+    from samlora.io.disk import check_writable
     from samlora.predict.predictor import Predictor, resolve_adapter
     from samlora.predict.run import ImagePrompts, run_predict
     from samlora.tasks.postprocess import PostProcess
@@ -161,6 +165,8 @@ def run_predict_cmd(args: dict[str, Any]) -> int:
     )  # fmt: skip
     prompts = ImagePrompts(boxes=boxes, points=points, labels=labels)
     category_ids = _category_ids(adapter, texts) if texts else None
+    output = Path(args["output"])  # a folder, or one overlay file (--output result.png)
+    check_writable(output.parent if output.suffix.lower() in IMAGE_EXTENSIONS else output, "--output")
     if args.get("onnx"):
         predictor = Predictor(backend=_onnx_backend(args), resolution=args["resolution"])
     else:

@@ -16,7 +16,10 @@ from typing import Any, Literal
 import yaml
 
 from samlora.errors import ConfigError
+from samlora.io.atomic import write_text
+from samlora.io.readers import MiB, parse_yaml, read_text
 
+from .limits import range_problems
 from .sam3_lora import from_sam3_lora, is_sam3_lora, known_meaning
 from .schema import Config
 
@@ -40,8 +43,8 @@ def to_dict(cfg: Config) -> dict[str, Any]:
 
 
 def save_config(cfg: Config, path: str | Path) -> None:
-    """Write the fully resolved config as YAML."""
-    Path(path).write_text(yaml.safe_dump(to_dict(cfg), sort_keys=False))
+    """Write the fully resolved config as YAML (atomically: the old file or the new one, never half)."""
+    write_text(Path(path), yaml.safe_dump(to_dict(cfg), sort_keys=False))
 
 
 PRESET_DIR = Path(__file__).resolve().parents[1] / "configs"
@@ -70,12 +73,12 @@ def read_yaml(path: str | Path) -> dict[str, Any]:
             ],
             str(path),
         )
-    try:
-        data = yaml.safe_load(path.read_text()) or {}
-    except yaml.YAMLError as err:
-        mark = getattr(err, "problem_mark", None)
-        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-        raise ConfigError([f"invalid YAML{where}: {getattr(err, 'problem', err)}"], str(path)) from err
+
+    def error(message: str) -> ConfigError:
+        return ConfigError([message], str(path))
+
+    # UTF-8, at most 16 MiB, nesting and alias expansion limited: an alias bomb is refused at once
+    data = parse_yaml(read_text(path, "config file", error, max_bytes=16 * MiB), str(path), error) or {}
     if not isinstance(data, dict):
         raise ConfigError(["the file must hold a mapping of sections (model:, lora:, data:, ...)"], str(path))
     return data
@@ -108,10 +111,17 @@ def config_from_dict(data: dict[str, Any], source: str | None = None) -> Config:
     cfg = _build(Config, data, "", problems)
     # Range checks run on every key that passed its type check (bad ones kept their defaults).
     flagged = [p.split("'")[1] for p in problems if "'" in p]
-    problems.extend(v for v in validate_values(cfg) if not any(f"'{key}'" in v for key in flagged))
+    values = validate_values(cfg)
+    values += [r for r in range_problems(cfg) if not any(f"'{_key(r)}'" in v for v in values)]
+    problems.extend(v for v in values if not any(f"'{key}'" in v for key in flagged))
     if problems:
         raise ConfigError(problems, source)
     return cfg
+
+
+def _key(problem: str) -> str:
+    """The quoted key a problem line names first (``'train.lr' must ...`` -> ``train.lr``)."""
+    return problem.split("'")[1] if problem.count("'") >= 2 else ""
 
 
 # Names users bring from other tools, mapped to samlora's leaf names.

@@ -83,6 +83,9 @@ class DataConfig:
     """At most this many objects of an image per training step (sampled)."""
     cache: bool = False
     """Keep decoded images in memory (small data sets)."""
+    max_pixels: int = 50_000_000
+    """Largest image accepted, in pixels (width x height; a guard against decompression bombs and
+    out-of-memory); larger images are data errors. 0 accepts any size."""
 
 
 @dataclass

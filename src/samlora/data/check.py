@@ -34,7 +34,7 @@ from samlora.errors import DataError
 
 from .categories import non_prompt_categories
 from .decode import binary_threshold, check_mask_kind, check_mask_size, coco_object_mask, label_map_objects
-from .images import exif_orientation, load_image, load_label_map
+from .images import DEFAULT_MAX_PIXELS, exif_orientation, load_image, load_label_map
 from .layout import find_splits, open_split
 from .records import ImageRecord, Problem, SegDataset
 
@@ -123,8 +123,8 @@ class _ImageResult:
 
 
 class _Checker:
-    def __init__(self, ds: SegDataset):
-        self.ds = ds
+    def __init__(self, ds: SegDataset, max_pixels: int = DEFAULT_MAX_PIXELS):
+        self.ds, self.max_pixels = ds, max_pixels
         self.options = {"binary_objects": "components", "min_object_area": 0, **ds.decode_options}
 
     def _declared(self, record: ImageRecord, height: int, width: int, out: _ImageResult) -> None:
@@ -227,7 +227,7 @@ class _Checker:
         where = f"image id {record.image_id}"
         try:
             kind = check_mask_kind(record)
-            label = load_label_map(record.mask_path)
+            label = load_label_map(record.mask_path, self.max_pixels)
             check_mask_size(record, label, height, width)
         except DataError as exc:
             out.problems.append(Problem("error", str(record.mask_path), where, str(exc)))
@@ -258,7 +258,7 @@ class _Checker:
     def deep(self, record: ImageRecord) -> _ImageResult:
         out = _ImageResult()
         try:
-            image = load_image(record.path)
+            image = load_image(record.path, self.max_pixels)
         except DataError as exc:
             out.problems.append(
                 Problem(
@@ -361,12 +361,14 @@ def _case_duplicates(ds: SegDataset, source: str) -> list[Problem]:
     return out
 
 
-def check_dataset(ds: SegDataset, deep: bool = True, workers: int = 4) -> DataReport:
+def check_dataset(
+    ds: SegDataset, deep: bool = True, workers: int = 4, max_pixels: int = DEFAULT_MAX_PIXELS
+) -> DataReport:
     """Check a split: the reader's problems plus, with ``deep``, every image and object decoded.
 
-    ``workers`` threads decode in parallel (Pillow and pycocotools release the GIL).
-    """
-    checker = _Checker(ds)
+    ``workers`` threads decode in parallel (Pillow and pycocotools release the GIL); an image over
+    ``max_pixels`` (``data.max_pixels``; 0: no limit) is an error found from its header."""
+    checker = _Checker(ds, max_pixels)
     run = checker.deep if deep else checker.quick
     if deep and workers > 1 and len(ds.images) > 1:
         with ThreadPoolExecutor(max_workers=workers) as pool:
@@ -422,6 +424,7 @@ def check_root(
     splits: list[str] | None = None,
     deep: bool = True,
     workers: int = 4,
+    max_pixels: int = DEFAULT_MAX_PIXELS,
     **mask_options: Any,
 ) -> list[DataReport]:
     """Check every split found in ``root`` (or the named ``splits``): one report per split.
@@ -443,5 +446,5 @@ def check_root(
                 DataReport([problem], {"split": name, "root": str(root), "format": format, "deep": deep})
             )
             continue
-        reports.append(check_dataset(ds, deep=deep, workers=workers))
+        reports.append(check_dataset(ds, deep=deep, workers=workers, max_pixels=max_pixels))
     return reports

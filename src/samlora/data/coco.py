@@ -12,11 +12,13 @@ Only cheap checks happen here (one ``stat`` per image, no image decoding); the d
 
 - **error**: the data cannot be used as written, or using it would train on wrong targets
   (an object that exists but has no usable mask would teach the model that its pixels are
-  background). Malformed json, missing ``images`` list (a :class:`DataError`, nothing to list);
+  background). Malformed json (also: not UTF-8, nested too deep), missing ``images`` list (a :class:`DataError`, nothing to list);
   missing or escaping image file, duplicate or missing image ids, an annotation whose image id or
   category id is unknown, missing segmentation, an object whose polygons are all degenerate
   (< 3 points or zero area), malformed RLE, RLE size different from the image's declared size,
-  duplicate annotation ids, duplicate or non-integer category ids, missing ``categories`` list.
+  duplicate annotation ids, duplicate or non-integer category ids, missing ``categories`` list,
+  ``iscrowd`` other than 0/1 (``"yes"`` is not a crowd flag), an ``area`` that is not a
+  non-negative number.
 - **warning**: samlora can go on with a stated fallback and nothing is learned wrongly: a missing
   or wrong ``bbox`` (box taken from the mask), one degenerate polygon among valid ones of the same
   object (that part dropped), a missing annotation id (a position-based id is used), malformed
@@ -28,7 +30,6 @@ A record left out of ``images`` always has a Problem saying so.
 
 from __future__ import annotations
 
-import json
 import logging
 import math
 from pathlib import Path
@@ -37,6 +38,7 @@ from typing import Any
 from pycocotools import mask as mask_utils
 
 from samlora.errors import DataError
+from samlora.io.readers import read_json
 
 from .images import ESCAPE_MESSAGE, safe_path
 from .records import Category, ImageRecord, ObjectAnn, Problem, SegDataset
@@ -62,21 +64,14 @@ def _is_number(value: Any) -> bool:
     return (isinstance(value, (int, float)) and not isinstance(value, bool)) and math.isfinite(value)
 
 
+MAX_JSON_BYTES = 4 << 30
+"""Largest annotation file read (COCO train2017's instances file is under 0.5 GiB)."""
+
+
 def load_json(json_path: Path) -> Any:
-    """Parse a json file; DataError naming the file and the position of a syntax error."""
-    try:
-        text = Path(json_path).read_text(encoding="utf-8")
-    except FileNotFoundError as exc:
-        raise DataError(f"annotation file {json_path} does not exist; check data.root") from exc
-    except (OSError, UnicodeDecodeError) as exc:
-        raise DataError(f"cannot read annotation file {json_path}: {exc}") from exc
-    try:
-        return json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise DataError(
-            f"{json_path} is not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno} "
-            f"(character {exc.pos}). Fix: repair the file there (a truncated download or a hand edit?)"
-        ) from exc
+    """Parse a json file; DataError naming the file and the problem (missing, not UTF-8, syntax error
+    with its position, nested too deep, too large)."""
+    return read_json(json_path, "annotation file", DataError, max_bytes=MAX_JSON_BYTES)
 
 
 def _image_path(image_root: Path, data_root: Path, file_name: str) -> Path | None:
@@ -323,9 +318,26 @@ class _Reader:
                 continue
             if segm is None:
                 continue
-            iscrowd = bool(item.get("iscrowd", 0))
+            iscrowd = self._crowd_and_area(item, where)
+            if iscrowd is None:
+                continue
             box = self._box(item, segm, where)
             image.objects.append(ObjectAnn(ann_id, category_id, segm, iscrowd=iscrowd, bbox_xyxy=box))
+
+    def _crowd_and_area(self, item: dict[str, Any], where: str) -> bool | None:
+        """``iscrowd`` as a bool (it must be 0 or 1), or ``None`` (reported) when it or ``area`` is malformed."""
+        crowd = item.get("iscrowd", 0)
+        ok = True
+        if not (isinstance(crowd, (int, float)) and crowd in (0, 1)):
+            msg = f"'iscrowd' must be 0 (an object) or 1 (a crowd region), got {crowd!r}" + _LEFT_OUT
+            self.error(where, msg, "write 0 or 1")
+            ok = False
+        area = item.get("area")
+        if area is not None and not (_is_number(area) and area >= 0):
+            msg = f"'area' must be a non-negative number of pixels, got {area!r}" + _LEFT_OUT
+            self.error(where, msg, "fix 'area' or remove it (it is computed from the mask)")
+            ok = False
+        return bool(crowd) if ok else None
 
 
 def _polygon_area(polygon: list[float]) -> float:

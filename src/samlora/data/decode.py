@@ -28,7 +28,7 @@ from scipy import ndimage
 
 from samlora.errors import DataError
 
-from .images import load_image, load_label_map
+from .images import DEFAULT_MAX_PIXELS, load_image, load_label_map
 from .records import ImageRecord, ObjectAnn, Sample
 
 BINARY_OBJECTS = ("components", "whole")
@@ -172,21 +172,25 @@ def coco_object_mask(record: ImageRecord, obj: ObjectAnn, height: int, width: in
 
 
 def load_sample(
-    record: ImageRecord, *, binary_objects: str = "components", min_object_area: int = 0
+    record: ImageRecord,
+    *,
+    binary_objects: str = "components",
+    min_object_area: int = 0,
+    max_pixels: int = DEFAULT_MAX_PIXELS,
 ) -> Sample:
     """Decode a record: the image (``H x W x 3`` uint8 RGB) and its objects (``K x H x W`` bool).
 
     Raises:
         DataError: naming the file and record, when the image or a mask cannot be read or a mask's
-            size differs from the image's.
+            size differs from the image's, or the image is larger than ``max_pixels`` (0: no limit).
     """
     if binary_objects not in BINARY_OBJECTS:
         raise DataError(f"binary_objects must be one of {BINARY_OBJECTS}, not {binary_objects!r}")
-    image = load_image(record.path)
+    image = load_image(record.path, max_pixels)
     height, width = int(image.shape[0]), int(image.shape[1])
     if record.mask_path is not None:
         kind = check_mask_kind(record)
-        label = load_label_map(record.mask_path)
+        label = load_label_map(record.mask_path, max_pixels)
         check_mask_size(record, label, height, width)
         masks, category_ids, ann_ids, _ = label_map_objects(label, kind, binary_objects, int(min_object_area))
         iscrowd = np.zeros(len(ann_ids), dtype=bool)

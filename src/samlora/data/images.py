@@ -13,11 +13,15 @@ Conventions:
   int32, as stored); palette PNGs are read as palette indices, never as colours.
 - File names from a data set go through :func:`safe_path`: a data set must not read files outside
   its own folder.
+- An image larger than ``max_pixels`` (width x height, from the header, before anything is
+  decoded; ``data.max_pixels``, default :data:`DEFAULT_MAX_PIXELS`, 0 = no limit) is a DataError,
+  and so is running out of memory while decoding one.
 """
 
 from __future__ import annotations
 
 import logging
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -33,6 +37,9 @@ IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".webp", "
 _EXIF_ORIENTATION = 0x0112
 _LOSSY_FORMATS = ("JPEG", "MPO")
 _HIGH_DEPTH_MODES = ("I;16", "I;16B", "I;16L", "I;16N", "I", "F")
+
+DEFAULT_MAX_PIXELS = 50_000_000
+"""Default of ``data.max_pixels``: 50 megapixels (an 8K frame is 33)."""
 
 ESCAPE_MESSAGE = "file_name escapes the data root; a data set must not read files outside its folder"
 """Message of the error Problem readers report when :func:`safe_path` returns ``None``."""
@@ -58,14 +65,45 @@ def safe_path(root: Path, file_name: str) -> Path | None:
     return candidate
 
 
-def _open(path: Path, what: str) -> Image.Image:
+def check_pixels(path: Path, what: str, width: int, height: int, max_pixels: int) -> None:
+    """DataError when ``width x height`` exceeds ``max_pixels`` (0: no limit)."""
+    if max_pixels and width * height > max_pixels:
+        raise DataError(
+            f"{what} {path} is {width}x{height} = {width * height / 1e6:.1f} megapixels, more than "
+            f"data.max_pixels = {max_pixels} ({max_pixels / 1e6:g} MP); decoding it would need "
+            f"{width * height * 3 / 2**20:.0f} MiB. Fix: downscale the image, or raise data.max_pixels "
+            "(0 accepts any size)"
+        )
+
+
+def _out_of_memory(path: Path, what: str, image: Image.Image | None) -> DataError:
+    size = f" ({image.size[0]}x{image.size[1]} pixels)" if image is not None else ""
+    return DataError(
+        f"not enough memory to decode {what} {path}{size}. Fix: downscale it, or lower data.max_pixels to "
+        "refuse such images up front"
+    )
+
+
+def _open(path: Path, what: str, max_pixels: int = DEFAULT_MAX_PIXELS) -> Image.Image:
     """Open and fully decode ``path`` with the EXIF orientation applied; DataError on failure."""
     path = Path(path)
     if not path.is_file():
         raise DataError(f"{what} {path} does not exist; check the file name and the data folder")
+    image = None
     try:
-        image = Image.open(path)
+        with warnings.catch_warnings():  # Pillow warns above 89 MP; max_pixels is the limit here
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            image = Image.open(path)
+        check_pixels(path, what, *image.size, max_pixels)  # the header only: nothing decoded yet
         image.load()
+    except DataError:
+        raise
+    except MemoryError:
+        raise _out_of_memory(path, what, image) from None
+    except Image.DecompressionBombError as exc:  # Pillow's own hard limit (178 MP)
+        raise DataError(
+            f"{what} {path} is too large to decode safely: {exc}. Fix: downscale the image"
+        ) from exc
     except Exception as exc:  # PIL raises many types for corrupt or truncated files
         raise DataError(
             f"cannot read {what} {path}: {exc}. Fix: replace the file (it is corrupt, truncated or not an "
@@ -92,13 +130,21 @@ def _minmax_uint8(values: np.ndarray) -> np.ndarray:
     return np.round((values - low) / (high - low) * 255.0).astype(np.uint8)
 
 
-def load_image(path: Path | str) -> np.ndarray:
+def load_image(path: Path | str, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
     """Read an image as ``H x W x 3`` uint8 RGB, EXIF orientation applied.
 
     Grayscale -> RGB; RGBA/LA/palette -> RGB with alpha dropped; 16-bit or float images -> uint8 by
-    per-image min-max scaling. Raises :class:`DataError` naming the file when it cannot be read.
+    per-image min-max scaling. Raises :class:`DataError` naming the file when it cannot be read, is
+    larger than ``max_pixels`` (0: no limit) or does not fit in memory.
     """
-    image = _open(Path(path), "image")
+    image = _open(Path(path), "image", max_pixels)
+    try:
+        return _rgb(image)
+    except MemoryError:
+        raise _out_of_memory(Path(path), "image", image) from None
+
+
+def _rgb(image: Image.Image) -> np.ndarray:
     if image.mode in _HIGH_DEPTH_MODES:
         gray = _minmax_uint8(np.asarray(image))
         return np.repeat(gray[:, :, None], 3, axis=2)
@@ -140,7 +186,7 @@ def exif_orientation(path: Path | str) -> int:
         return 1
 
 
-def load_label_map(path: Path | str) -> np.ndarray:
+def load_label_map(path: Path | str, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
     """Read a mask file as an ``H x W`` integer array of its pixel values, EXIF orientation applied.
 
     PNG/JPG/TIFF, 8 or 16 bit (uint8 / uint16; 32-bit integer TIFFs as int32). Palette PNGs are read
@@ -150,7 +196,7 @@ def load_label_map(path: Path | str) -> np.ndarray:
     colours need a palette or a single-channel file). Float masks must hold whole numbers.
     """
     path = Path(path)
-    image = _open(path, "mask")
+    image = _open(path, "mask", max_pixels)
     lossy = image.format in _LOSSY_FORMATS if image.format else path.suffix.lower() in (".jpg", ".jpeg")
     mode = image.mode
     if mode == "P":

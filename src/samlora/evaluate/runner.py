@@ -85,7 +85,11 @@ def run_eval(
     rows = ([BASE] if base else []) + labels
     columns, splits = dataset_labels(datasets), []
     for root in datasets:
-        ds = checked(open_split(root, split, cfg.data.format, **mask_options(cfg)), cfg.train.num_workers)
+        ds = checked(
+            open_split(root, split, cfg.data.format, **mask_options(cfg)),
+            cfg.train.num_workers,
+            cfg.data.max_pixels,
+        )
         splits.append(PromptableDataset(ds, cfg, train=False))
     results = []
     for row in rows:
@@ -181,7 +185,11 @@ def run_concept_eval(cfg, loaded, adapters, datasets, split, output, base, dev, 
     predictions: dict[tuple[str, str], list[dict]] = {}
     columns = dataset_labels(datasets)
     for root, column in zip(datasets, columns):
-        ds = checked(open_split(root, split, cfg.data.format, **mask_options(cfg)), cfg.train.num_workers)
+        ds = checked(
+            open_split(root, split, cfg.data.format, **mask_options(cfg)),
+            cfg.train.num_workers,
+            cfg.data.max_pixels,
+        )
         dataset = ConceptDataset(ds, cfg, train=False, all_categories=True)
         for row in rows:
             collector = ConceptCollector(categories=dataset.names)

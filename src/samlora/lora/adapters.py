@@ -5,6 +5,10 @@ An adapter folder is PEFT's own format (``adapter_config.json`` +
 plus ``samlora.json``: base model, its weight fingerprint, family, task, LoRA
 settings, image size, class names and the metrics at save time. Only JSON and
 safetensors are ever read; a folder holding pickled weights is refused.
+
+Saves replace the folder atomically (:func:`samlora.io.atomic.replacing_dir`). Reads take a
+consistent snapshot of the folder (:func:`samlora.io.atomic.read_snapshot`): reading ``RUN/last``
+of a run that is training sees one complete version and changes nothing on disk.
 """
 
 from __future__ import annotations
@@ -12,19 +16,21 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
-import shutil
-import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
 import peft
-from safetensors import safe_open
 from torch import nn
 
 from samlora import __version__
 from samlora.config import LoraSettings
 from samlora.errors import AdapterError
+from samlora.io import faults
+from samlora.io.atomic import read_snapshot, readable_dir, replacing_dir
+from samlora.io.readers import decode_text, parse_json, safetensors_names
 from samlora.models.loading import LoadedModel, load_model
 from samlora.models.processor import PROCESSOR_CLASSES, save_processor_files
 
@@ -65,37 +71,6 @@ def adapter_metadata(
     }
 
 
-def recover_replaced_dir(final: Path) -> bool:
-    """Put back the previous ``final`` when a kill fell between the two renames of
-    :func:`atomic_replace_dir` (``final`` missing, its moved-aside copy still there)."""
-    final = Path(final)
-    if final.exists() or not final.parent.is_dir():
-        return False
-    aside = sorted(final.parent.glob(f".{final.name}.old-*"), key=lambda p: p.stat().st_mtime)
-    if not aside:
-        return False
-    aside[-1].rename(final)
-    log.warning("%s was being replaced when a run stopped; restored its previous content", final)
-    return True
-
-
-def atomic_replace_dir(tmp: Path, final: Path) -> None:
-    """Move a finished ``tmp`` folder to ``final``, replacing it; never leaves a half-written ``final``.
-
-    A kill between moving the old ``final`` aside and renaming ``tmp`` in leaves no ``final``;
-    :func:`recover_replaced_dir` (run here and when an adapter is read) puts the old one back.
-    """
-    final = Path(final)
-    recover_replaced_dir(final)
-    old = None
-    if final.exists():
-        old = final.with_name(f".{final.name}.old-{uuid.uuid4().hex[:8]}")
-        final.rename(old)
-    tmp.rename(final)
-    if old is not None:
-        shutil.rmtree(old, ignore_errors=True)
-
-
 def save_adapter(
     model: peft.PeftModel, folder: str | Path, metadata: dict[str, Any], adapter_name: str | None = None
 ) -> Path:
@@ -109,20 +84,20 @@ def save_adapter(
     """
     folder = Path(folder)
     adapter_name = adapter_name or model.active_adapter
-    folder.parent.mkdir(parents=True, exist_ok=True)
-    tmp = folder.with_name(f".{folder.name}.tmp-{uuid.uuid4().hex[:8]}")
-    # LoRA targets only Linear layers, so no resized vocabulary to save; an explicit False also keeps
-    # PEFT from probing the hub for the base model's config.json on every save
-    model.save_pretrained(
-        str(tmp), selected_adapters=[adapter_name], safe_serialization=True, save_embedding_layers=False
-    )
-    if adapter_name != "default":  # PEFT writes non-default adapters into a sub-folder
-        sub = tmp / adapter_name
-        for item in sub.iterdir():
-            item.rename(tmp / item.name)
-        sub.rmdir()
-    (tmp / META_FILE).write_text(json.dumps(metadata, indent=2) + "\n")
-    atomic_replace_dir(tmp, folder)
+    with replacing_dir(folder) as tmp:
+        faults.point("write", tmp / WEIGHTS_FILE)
+        # LoRA targets only Linear layers, so no resized vocabulary to save; an explicit False also keeps
+        # PEFT from probing the hub for the base model's config.json on every save
+        model.save_pretrained(
+            str(tmp), selected_adapters=[adapter_name], safe_serialization=True, save_embedding_layers=False
+        )
+        if adapter_name != "default":  # PEFT writes non-default adapters into a sub-folder
+            sub = tmp / adapter_name
+            for item in sub.iterdir():
+                item.rename(tmp / item.name)
+            sub.rmdir()
+        faults.point("write", tmp / META_FILE)
+        (tmp / META_FILE).write_text(json.dumps(metadata, indent=2) + "\n")
     return folder
 
 
@@ -131,39 +106,126 @@ def save_model_folder(
 ) -> Path:
     """Write a whole model (full fine-tuning) as a transformers folder plus ``samlora.json``, atomically."""
     folder = Path(folder)
-    folder.parent.mkdir(parents=True, exist_ok=True)
-    tmp = folder.with_name(f".{folder.name}.tmp-{uuid.uuid4().hex[:8]}")
-    model.save_pretrained(tmp, safe_serialization=True)
-    if tokenizer is not None:
-        tokenizer.save_pretrained(tmp)
-    (tmp / META_FILE).write_text(json.dumps(dict(metadata, full_model=True), indent=2) + "\n")
-    atomic_replace_dir(tmp, folder)
+    with replacing_dir(folder) as tmp:
+        faults.point("write", tmp / "model.safetensors")
+        model.save_pretrained(tmp, safe_serialization=True)
+        if tokenizer is not None:
+            tokenizer.save_pretrained(tmp)
+        faults.point("write", tmp / META_FILE)
+        (tmp / META_FILE).write_text(json.dumps(dict(metadata, full_model=True), indent=2) + "\n")
     return folder
 
 
-def read_adapter(folder: str | Path) -> dict[str, Any]:
-    """Validate an adapter folder and return its ``samlora.json`` (empty dict for a plain PEFT adapter)."""
-    folder = Path(folder)
-    if not folder.is_dir() and not recover_replaced_dir(folder):
+_META_TYPES: dict[str, tuple[type, ...]] = {
+    "base_model": (str,),
+    "base_fingerprint": (str,),
+    "family": (str,),
+    "task": (str,),
+    "image_size": (int,),
+    "lora": (dict,),
+    "class_names": (dict,),
+    "metrics": (dict,),
+    "step": (int,),
+}
+
+
+def _json_object(files: dict[str, bytes], name: str, folder: Path) -> dict[str, Any]:
+    path = folder / name
+    value = parse_json(
+        decode_text(files[name], path, "adapter file", AdapterError), path, "adapter file", AdapterError
+    )
+    if not isinstance(value, dict):
         raise AdapterError(
-            f"adapter folder {folder} does not exist; pass a folder written by samlora (e.g. RUN/best)"
+            f"{path} must hold a JSON object, not {type(value).__name__}; save the adapter again with samlora"
+            + (
+                f" (or delete {META_FILE}: the folder then loads as a plain PEFT adapter with --model)"
+                if name == META_FILE
+                else ""
+            )
         )
-    pickled = [name for name in PICKLED if (folder / name).exists()]
-    if not (folder / WEIGHTS_FILE).is_file():
+    return value
+
+
+def _check_meta(meta: dict[str, Any], folder: Path) -> None:
+    """Refuse a ``samlora.json`` whose fields have the wrong types (they steer loading)."""
+    for key, types in _META_TYPES.items():
+        value = meta.get(key)
+        if value is not None and (not isinstance(value, types) or isinstance(value, bool)):
+            raise AdapterError(
+                f"{folder / META_FILE}: '{key}' must be {types[0].__name__}, got {value!r}; save the adapter "
+                f"again with samlora, or fix '{key}'"
+            )
+    for cid, name in (meta.get("class_names") or {}).items():
+        if not (isinstance(cid, str) and cid.lstrip("-").isdigit() and isinstance(name, str)):
+            raise AdapterError(
+                f"{folder / META_FILE}: 'class_names' must map category ids to names, got {cid!r}: {name!r}"
+            )
+
+
+def validate_adapter(files: dict[str, bytes], folder: Path) -> dict[str, Any]:
+    """Check an adapter folder's files (name -> content); return its ``samlora.json`` ({} if absent)."""
+    if WEIGHTS_FILE not in files:
+        pickled = [name for name in PICKLED if name in files]
         extra = f" It holds {pickled}, which samlora refuses to unpickle." if pickled else ""
         raise AdapterError(f"{folder} has no {WEIGHTS_FILE}.{extra} Save adapters with safetensors.")
-    if not (folder / CONFIG_FILE).is_file():
+    if CONFIG_FILE not in files:
         raise AdapterError(f"{folder} has no {CONFIG_FILE}; it is not a PEFT adapter folder")
+    _json_object(files, CONFIG_FILE, folder)
+    safetensors_names(files[WEIGHTS_FILE], folder / WEIGHTS_FILE, "adapter weights", AdapterError)
+    meta = _json_object(files, META_FILE, folder) if META_FILE in files else {}
+    _check_meta(meta, folder)
+    return meta
+
+
+def _snapshot(folder: Path) -> dict[str, bytes]:
     try:
-        json.loads((folder / CONFIG_FILE).read_text())
-        meta = json.loads((folder / META_FILE).read_text()) if (folder / META_FILE).is_file() else {}
-    except json.JSONDecodeError as err:
-        raise AdapterError(f"{folder}: malformed JSON ({err})") from err
+        _, files = read_snapshot(folder)
+    except FileNotFoundError:
+        raise AdapterError(
+            f"adapter folder {folder} does not exist; pass a folder written by samlora (e.g. RUN/best)"
+        ) from None
+    except OSError as err:
+        raise AdapterError(f"cannot read adapter folder {folder}: {err}") from err
+    return files
+
+
+def adapter_folder(folder: str | Path) -> Path:
+    """An adapter folder, or a training run folder whose ``best/`` holds the adapter (also while a
+    save of the run is replacing ``best/``)."""
+    folder = Path(folder)
+    if readable_dir(folder) is not None and (readable_dir(folder) / CONFIG_FILE).is_file():
+        return folder
+    best = readable_dir(folder / "best")
+    return folder / "best" if best is not None and (best / CONFIG_FILE).is_file() else folder
+
+
+def read_adapter(folder: str | Path) -> dict[str, Any]:
+    """Validate an adapter folder and return its ``samlora.json`` (empty dict for a plain PEFT adapter).
+
+    Reads one consistent version of the folder (a save going on meanwhile is not mixed in) and
+    changes nothing on disk.
+    """
+    folder = Path(folder)
+    meta = validate_adapter(_snapshot(folder), folder)
     if not meta:
         log.warning(
             "%s has no %s; compatibility is checked by layer names and shapes only", folder, META_FILE
         )
     return meta
+
+
+@contextmanager
+def adapter_snapshot(folder: str | Path) -> Iterator[tuple[Path, dict[str, Any]]]:
+    """A validated private copy of an adapter folder (for PEFT, which reads paths) and its metadata."""
+    import tempfile
+
+    folder = Path(folder)
+    files = _snapshot(folder)
+    meta = validate_adapter(files, folder)
+    with tempfile.TemporaryDirectory(prefix="samlora-adapter-") as tmp:
+        for name, data in files.items():
+            (Path(tmp) / name).write_bytes(data)
+        yield Path(tmp), meta
 
 
 def check_compatible(meta: dict[str, Any], loaded: LoadedModel, folder: str | Path) -> None:
@@ -197,20 +259,32 @@ def load_adapter(
     The base weights are shared: several adapters live on one base, switched
     with :func:`use_adapter`. Every tensor in the file must land on a layer.
     """
-    meta = read_adapter(folder)
-    check_compatible(meta, loaded, folder)
-    weights = Path(folder) / WEIGHTS_FILE
+    with adapter_snapshot(folder) as (snapshot, meta):
+        check_compatible(meta, loaded, folder)
+        return _load_snapshot(loaded, model, snapshot, Path(folder), meta, adapter_name, trainable)
+
+
+def _load_snapshot(
+    loaded: LoadedModel,
+    model: nn.Module,
+    snapshot: Path,
+    folder: Path,
+    meta: dict[str, Any],
+    adapter_name: str,
+    trainable: bool,
+) -> peft.PeftModel:
+    """:func:`load_adapter` from a validated private copy (``snapshot``) of ``folder``."""
     created = not isinstance(model, peft.PeftModel)
     peft_model = None
     try:
         if created:
-            config = peft.LoraConfig.from_pretrained(str(folder))
+            config = peft.LoraConfig.from_pretrained(str(snapshot))
             config.inference_mode = not trainable
             with peft_wrapping():
                 peft_model = peft.PeftModel(model, config, adapter_name=adapter_name)
         else:
             peft_model = model
-        peft_model.load_adapter(str(folder), adapter_name=adapter_name, is_trainable=trainable)
+        peft_model.load_adapter(str(snapshot), adapter_name=adapter_name, is_trainable=trainable)
     except (RuntimeError, ValueError, KeyError, TypeError) as err:
         if peft_model is not None:
             _discard(peft_model, adapter_name, created)
@@ -218,8 +292,7 @@ def load_adapter(
             f"adapter {folder} does not fit model '{loaded.name}' ({loaded.spec.name}): {_first_reason(err)}. "
             f"It was made for '{meta.get('base_model', 'an unknown base')}'."
         ) from err
-    with safe_open(str(weights), framework="pt") as f:
-        in_file = set(f.keys())
+    in_file = set(safetensors_names((snapshot / WEIGHTS_FILE).read_bytes(), folder / WEIGHTS_FILE))
     in_model = set(
         peft.get_peft_model_state_dict(peft_model, adapter_name=adapter_name, save_embedding_layers=False)
     )
@@ -270,7 +343,7 @@ def _check_merge_output(output: Path, overwrite: bool) -> None:
             raise AdapterError("--output is the current folder; name a new folder for the merged model")
         return
     meta = output / META_FILE
-    ours = meta.is_file() and "merged_from" in meta.read_text()
+    ours = meta.is_file() and "merged_from" in meta.read_text(errors="replace")
     if not (overwrite and ours):
         why = "pass --overwrite to replace it" if ours else "it is not a model merged by samlora"
         raise AdapterError(
@@ -292,13 +365,15 @@ def load_merged(
     Returns the loaded model (its ``model`` now the merged transformers model) and the
     ``samlora.json`` of the merged model (the adapter's, plus ``merged_from`` and ``base_model``).
     """
-    meta = read_adapter(adapter_folder)
-    name = model_name or meta.get("base_model")
-    if not name:
-        raise AdapterError(f"{adapter_folder} does not record its base model; pass --model NAME")
-    # a base named by the user is loaded as what it is; the adapter check then names both sides
-    loaded = load_model(name, family=meta.get("family", "auto") if not model_name else "auto")
-    loaded.model = merge_to_base(load_adapter(loaded, loaded.model, adapter_folder))
+    with adapter_snapshot(adapter_folder) as (snapshot, meta):  # one consistent version, even of a live run
+        name = model_name or meta.get("base_model")
+        if not name:
+            raise AdapterError(f"{adapter_folder} does not record its base model; pass --model NAME")
+        # a base named by the user is loaded as what it is; the adapter check then names both sides
+        loaded = load_model(name, family=meta.get("family", "auto") if not model_name else "auto")
+        check_compatible(meta, loaded, adapter_folder)
+        adapted = _load_snapshot(loaded, loaded.model, snapshot, Path(adapter_folder), meta, "default", False)
+        loaded.model = merge_to_base(adapted)
     return loaded, dict(meta, merged_from=str(Path(adapter_folder).resolve()), base_model=name)
 
 
@@ -315,15 +390,14 @@ def export_merged(
     ``output`` is refused, unless ``overwrite`` and it holds a model merged by samlora before.
     """
     output = Path(output).resolve()
-    read_adapter(adapter_folder)
+    read_adapter(adapter_folder)  # a malformed adapter is refused before the output folder is looked at
     _check_merge_output(output, overwrite)
     loaded, merged_meta = load_merged(adapter_folder, model_name)
-    tmp = output.with_name(f".{output.name}.tmp-{uuid.uuid4().hex[:8]}")
-    loaded.model.save_pretrained(tmp, safe_serialization=True)
-    save_processor_files(loaded, tmp)  # preprocessor_config.json (+ the tokenizer of SAM 3)
-    (tmp / META_FILE).write_text(json.dumps(merged_meta, indent=2) + "\n")
-    (tmp / CARD_FILE).write_text(_merged_folder_card(merged_meta, loaded))
-    atomic_replace_dir(tmp, output)
+    with replacing_dir(output) as tmp:
+        loaded.model.save_pretrained(tmp, safe_serialization=True)
+        save_processor_files(loaded, tmp)  # preprocessor_config.json (+ the tokenizer of SAM 3)
+        (tmp / META_FILE).write_text(json.dumps(merged_meta, indent=2) + "\n")
+        (tmp / CARD_FILE).write_text(_merged_folder_card(merged_meta, loaded))
     return output
 
 

@@ -18,6 +18,7 @@ import transformers
 from torch import nn
 
 from samlora.errors import ModelLoadError
+from samlora.io.readers import check_safetensors, read_json
 
 from .families import FAMILIES, FAMILY_NAMES, FamilySpec, family_for_model_type
 from .preprocess import Preprocessing
@@ -105,15 +106,44 @@ def _local_only(source: str) -> bool:
     return not Path(source).exists() and hub_offline()
 
 
-def read_config(name: str) -> transformers.PretrainedConfig:
-    """Read the transformers config of ``name`` (folder or hub id) with a clear error offline."""
-    source = resolve_source(name)
-    local = Path(source)
-    if local.exists() and not (local / "config.json").is_file():
+PICKLED_WEIGHTS = ("*.bin", "*.pt", "*.pth", "*.ckpt", "*.pkl", "*.pickle")
+"""Weight files samlora never hands to ``torch.load``: only safetensors are read from model folders."""
+
+
+def check_model_folder(folder: Path, name: str) -> None:
+    """A local model folder must hold a readable config.json and safetensors weights (never only a pickle)."""
+    if not (folder / "config.json").is_file():
         raise ModelLoadError(
             f"'{name}' is a folder but has no config.json; pass a folder written by "
             "`save_pretrained` (config.json + model.safetensors)."
         )
+    config = read_json(folder / "config.json", "model config", ModelLoadError)
+    if not isinstance(config, dict):
+        raise ModelLoadError(f"{folder / 'config.json'} must hold a JSON object; save the model again")
+    weights = sorted(folder.glob("*.safetensors"))
+    if not weights:
+        pickled = sorted(p.name for pattern in PICKLED_WEIGHTS for p in folder.glob(pattern))
+        held = (
+            f" It holds {pickled}: pickled weights, which samlora never unpickles (loading a pickle runs code)."
+            if pickled
+            else ""
+        )
+        raise ModelLoadError(
+            f"model folder {folder} has no safetensors weights (model.safetensors).{held} Fix: convert it once "
+            "where you trust the file: `Model.from_pretrained(folder).save_pretrained(out, safe_serialization=True)`"
+        )
+    for path in weights:
+        check_safetensors(path, "model weights", ModelLoadError)
+
+
+def read_config(name: str) -> transformers.PretrainedConfig:
+    """Read the transformers config of ``name`` (folder or hub id) with a clear error offline."""
+    source = resolve_source(name)
+    local = Path(source)
+    if local.is_dir():
+        check_model_folder(local, name)
+    elif local.exists():
+        raise ModelLoadError(f"model '{name}' is a file; pass the folder written by `save_pretrained`")
     if not local.exists() and _looks_like_path(source):
         raise ModelLoadError(
             f"model folder '{name}' does not exist; pass a folder written by `save_pretrained` "
@@ -193,8 +223,10 @@ def load_model(name: str, family: str = "auto", device: str | torch.device = "cp
     spec = detect_family(config, family)
     source = resolve_source(name)
     model_class = getattr(transformers, spec.model_class)
-    try:
-        model = model_class.from_pretrained(source, local_files_only=_local_only(source))
+    try:  # safetensors only, for hub ids too: a pickle is never handed to torch.load
+        model = model_class.from_pretrained(
+            source, use_safetensors=True, local_files_only=_local_only(source)
+        )
     except (OSError, ValueError, RuntimeError) as err:
         raise ModelLoadError(f"Could not load the weights of '{name}' as {spec.model_class}: {err}") from err
     model.requires_grad_(False)

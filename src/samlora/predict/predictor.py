@@ -22,7 +22,7 @@ import peft
 import torch
 
 from samlora.errors import PromptError, SamloraError
-from samlora.lora.adapters import load_adapter, merge_to_base, read_adapter, use_adapter
+from samlora.lora.adapters import adapter_folder, load_adapter, merge_to_base, read_adapter, use_adapter
 from samlora.models.device import autocast_for, pick_device
 from samlora.models.loading import LoadedModel, load_model
 from samlora.models.promptable import Decoded, ImageEmbeddings, decode, encode
@@ -74,10 +74,7 @@ class Prediction:
 
 def resolve_adapter(folder: str | Path) -> Path:
     """An adapter folder, or a training run folder whose ``best/`` holds the adapter."""
-    folder = Path(folder)
-    if not (folder / "adapter_config.json").is_file() and (folder / "best" / "adapter_config.json").is_file():
-        return folder / "best"
-    return folder
+    return adapter_folder(folder)
 
 
 class Predictor:
@@ -136,7 +133,13 @@ class Predictor:
         if model is None:
             if not adapters:
                 raise SamloraError("give a model, or adapters that record their base model")
-            model = read_adapter(next(iter(adapters.values()))).get("base_model")
+            first = next(iter(adapters.values()))
+            model = read_adapter(first).get("base_model")
+            if not model:
+                raise SamloraError(
+                    f"adapter {first} does not record its base model (it has no samlora.json: a plain PEFT "
+                    "adapter); pass the base it was trained on: --model NAME (Predictor(model=...))"
+                )
         self.loaded = model if isinstance(model, LoadedModel) else load_model(model, device=self.device)
         self.loaded.model.to(self.device)
         self.model: torch.nn.Module = self.loaded.model

@@ -16,13 +16,13 @@ key, before anything is predicted or written.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
 from samlora.errors import SamloraError
+from samlora.io.readers import read_json
 
 
 @dataclass
@@ -94,10 +94,7 @@ def read_prompt_file(path: str | Path) -> tuple[dict[str, ImagePrompts], dict[in
     Raises:
         SamloraError: listing every problem of the file, each with its image key.
     """
-    try:
-        data = json.loads(Path(path).read_text())
-    except (OSError, json.JSONDecodeError, UnicodeDecodeError) as err:
-        raise SamloraError(f"cannot read prompts file {path}: {err}") from err
+    data = read_json(path, "prompts file", SamloraError, max_bytes=1 << 30)
     problems: list[str] = []
     if isinstance(data, dict) and "images" in data and "annotations" in data:
         out, categories = _read_coco(data, problems)

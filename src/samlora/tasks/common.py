@@ -28,14 +28,16 @@ def mask_options(cfg: Config) -> dict[str, object]:
     }
 
 
-def checked(split: SegDataset, workers: int, seen: set[tuple[str, int]] | None = None) -> SegDataset:
+def checked(
+    split: SegDataset, workers: int, max_pixels: int, seen: set[tuple[str, int]] | None = None
+) -> SegDataset:
     """Run the full data check; refuse the split (with the whole report) when it has errors.
 
     Warnings are logged, except a category samlora itself keeps out of the text prompts (a Roboflow
     super-category, an unannotated duplicate): that is said once per data set, at info level, for the
     splits sharing ``seen`` (``samlora data check`` lists it with every split).
     """
-    report = check_dataset(split, deep=True, workers=max(workers, 1))
+    report = check_dataset(split, deep=True, workers=max(workers, 1), max_pixels=max_pixels)
     handled = {f"category id {cid}": (cid, why) for cid, why in non_prompt_categories(split).items()}
     seen = set() if seen is None else seen
     for problem in report.problems:
@@ -66,11 +68,13 @@ def open_training_splits(cfg: Config) -> tuple[SegDataset, SegDataset | None]:
             "data.root is not set; pass --data.root PATH (a COCO export or images/ + masks/ folders)"
         )
     options, seen = mask_options(cfg), set()
-    train = checked(open_split(d.root, d.train_split, d.format, **options), cfg.train.num_workers, seen)
+    train = checked(
+        open_split(d.root, d.train_split, d.format, **options), cfg.train.num_workers, d.max_pixels, seen
+    )
     if not train.images:
         raise DataError(f"the '{d.train_split}' split of {d.root} has no images")
     valid = open_split_if_present(d.root, d.valid_split, d.format, **options)
-    return train, checked(valid, cfg.train.num_workers, seen) if valid is not None else None
+    return train, checked(valid, cfg.train.num_workers, d.max_pixels, seen) if valid is not None else None
 
 
 class DecodedImages:
@@ -85,6 +89,7 @@ class DecodedImages:
         self.options = {
             "binary_objects": cfg.data.binary_objects,
             "min_object_area": cfg.data.min_object_area,
+            "max_pixels": cfg.data.max_pixels,
         }
         self.cache = [self._load(i) for i in range(len(split.images))] if cfg.data.cache else None
         if self.cache is not None:

@@ -12,10 +12,11 @@ from accelerate import Accelerator
 
 from samlora.config import Config
 from samlora.errors import TrainingError
+from samlora.io.disk import describe, fix_for, is_disk_fault
 from samlora.lora.adapters import META_FILE, adapter_metadata, save_adapter, save_model_folder
 from samlora.models.loading import LoadedModel
 
-from .state import STATE_DIR, save_state
+from .state import STATE_DIR, save_state, state_step
 
 log = logging.getLogger(__name__)
 
@@ -78,21 +79,11 @@ class Checkpoints:
             counters["best"], counters["bad_validations"] = value, 0
         elif value is not None:
             counters["bad_validations"] += 1
-        if acc.is_main_process:
-            unwrapped = acc.unwrap_model(self.model)
-            meta = adapter_metadata(
-                self.loaded, self.cfg.lora, class_names=task.class_names, metrics=metrics, step=step
-            )
-            targets = ["last"] + (["best"] if improved or valid_set is None else [])
-            for name in targets:
-                if self.full:
-                    save_model_folder(unwrapped, self.run_dir / name, meta, self.loaded.tokenizer)
-                else:
-                    save_adapter(unwrapped, self.run_dir / name, meta)
         stop = bool(tr.patience and counters["bad_validations"] >= tr.patience)
         counters["stopped_early"] = stop
         if acc.is_main_process:
-            save_state(self.run_dir, optimizer, scheduler, counters, self.trainable_weights())
+            targets = ["last"] + (["best"] if improved or valid_set is None else [])
+            self._write(targets, task, metrics, step, counters, optimizer, scheduler)
             if stop:
                 log.info(
                     "early stopping at step %d: %s did not improve on %.4f in %d validations (train.patience)",
@@ -100,6 +91,35 @@ class Checkpoints:
                 )  # fmt: skip
         acc.wait_for_everyone()
         return stop
+
+    def _write(self, targets, task, metrics, step, counters, optimizer, scheduler) -> None:
+        """Write ``targets`` (last/, best/) then the resume state; a disk fault becomes a TrainingError."""
+        unwrapped = self.accelerator.unwrap_model(self.model)
+        meta = adapter_metadata(
+            self.loaded, self.cfg.lora, class_names=task.class_names, metrics=metrics, step=step
+        )
+        try:
+            for name in targets:
+                if self.full:
+                    save_model_folder(unwrapped, self.run_dir / name, meta, self.loaded.tokenizer)
+                else:
+                    save_adapter(unwrapped, self.run_dir / name, meta)
+            save_state(self.run_dir, optimizer, scheduler, counters, self.trainable_weights())
+        except Exception as err:
+            if not is_disk_fault(err):
+                raise
+            kept = state_step(self.run_dir)
+            resume = (
+                f"the newest complete state (step {kept}) is intact: {fix_for(err)}, then continue with "
+                f"`samlora train --resume {self.run_dir}`"
+                if kept is not None
+                else f"no complete state was saved yet: {fix_for(err)}, then run `samlora train --resume {self.run_dir}`"
+                " (it starts again from step 0)"
+            )
+            raise TrainingError(
+                f"saving the checkpoint of step {step} in {self.run_dir} failed: {describe(err)}. Nothing saved "
+                f"before was lost; {resume}"
+            ) from err
 
 
 def saved_step(folder: Path) -> str:

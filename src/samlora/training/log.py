@@ -1,14 +1,39 @@
-"""The run's metrics log (JSON lines) and its loss-curve plot."""
+"""The run's metrics log (JSON lines) and its loss-curve plot.
+
+A kill can tear only the last line of ``metrics.jsonl`` (records are appended one line at a
+time); readers skip a torn line and ``--resume`` drops it with every record after the resume
+state's step. A full disk or a read-only folder is a :class:`TrainingError` naming the file.
+"""
 
 from __future__ import annotations
 
 import json
+import logging
 import math
 import os
 from pathlib import Path
 from typing import Any
 
+from samlora.errors import TrainingError
+from samlora.io.atomic import append_line, write_text
+from samlora.io.disk import describe, fix_for
+
+log = logging.getLogger(__name__)
+
 LOG_FILE = "metrics.jsonl"
+
+
+def _records(text: str) -> list[dict[str, Any]]:
+    """The complete records of a log's text (a line torn by a kill, or not an object, is skipped)."""
+    out = []
+    for line in text.splitlines():
+        try:
+            record = json.loads(line)
+        except ValueError:
+            continue
+        if isinstance(record, dict):
+            out.append(record)
+    return out
 
 
 class MetricsLog:
@@ -22,21 +47,20 @@ class MetricsLog:
         if not self.enabled:
             return
         clean = {k: (float(v) if hasattr(v, "item") else v) for k, v in record.items()}
-        with self.path.open("a") as f:
-            f.write(json.dumps(clean) + "\n")
+        try:
+            append_line(self.path, json.dumps(clean))
+        except OSError as err:
+            raise TrainingError(
+                f"cannot write the metrics log {self.path}: {describe(err)}; {fix_for(err)}, then continue "
+                f"with `samlora train --resume {self.path.parent}` (nothing saved before was lost)"
+            ) from err
 
     def truncate_after(self, step: int) -> None:
         """Drop records written after ``step`` (a resumed run rewrites them identically)."""
         if not self.enabled or not self.path.exists():
             return
-        kept = [
-            line
-            for line in self.path.read_text().splitlines()
-            if line and json.loads(line).get("step", 0) <= step
-        ]
-        tmp = self.path.with_name(f".{LOG_FILE}.tmp-{os.getpid()}")
-        tmp.write_text("".join(line + "\n" for line in kept))
-        os.replace(tmp, self.path)
+        kept = [r for r in _records(self.path.read_text(errors="replace")) if r.get("step", 0) <= step]
+        write_text(self.path, "".join(json.dumps(r) + "\n" for r in kept))
 
 
 def read_log(run_dir: Path) -> list[dict[str, Any]]:
@@ -44,7 +68,7 @@ def read_log(run_dir: Path) -> list[dict[str, Any]]:
     path = Path(run_dir) / LOG_FILE
     if not path.exists():
         return []
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    return _records(path.read_text(errors="replace"))
 
 
 def plot_loss_curve(run_dir: Path, out: Path | None = None) -> Path:
@@ -95,7 +119,12 @@ def plot_loss_curve(run_dir: Path, out: Path | None = None) -> Path:
     fig.tight_layout()
     out = Path(out or Path(run_dir) / "loss_curve.png")
     tmp = out.with_name(f".{out.stem}.tmp-{os.getpid()}{out.suffix}")  # the suffix picks the format
-    fig.savefig(tmp)
-    plt.close(fig)
-    os.replace(tmp, out)
+    try:
+        fig.savefig(tmp)
+        os.replace(tmp, out)
+    except OSError as err:  # the run is complete; only its picture is missing
+        tmp.unlink(missing_ok=True)
+        log.warning("could not write %s: %s; the run itself is complete", out, describe(err))
+    finally:
+        plt.close(fig)
     return out

@@ -3,17 +3,21 @@
 ``state/`` of a run holds the optimiser (tensors + param groups), the
 scheduler, the random generators (torch CPU/CUDA, numpy, python), the
 trainer's counters and the trainable weights they belong to, written
-atomically in one rename: a run killed between saving ``last/`` and
-``state/`` resumes from the state's own weights, never from newer ``last/``
-weights paired with older counters.
+atomically (:func:`samlora.io.atomic.replacing_dir`): a run killed between
+saving ``last/`` and ``state/`` resumes from the state's own weights, never
+from newer ``last/`` weights paired with older counters.
+
+:func:`recover_run` is what ``--resume`` does first, holding the run's lock:
+every folder whose replacement a kill cut short gets its newest complete copy
+back, and every half-written temporary file and folder goes.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import random
 import shutil
-import uuid
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +25,16 @@ import numpy as np
 import torch
 from safetensors.torch import load_file, save_file
 
+from samlora.errors import TrainingError
+from samlora.io import faults
+from samlora.io.atomic import readable_dir, recover_dir, remove_temporary_files, replacing_dir, siblings
+from samlora.io.readers import check_safetensors, read_json
+
+log = logging.getLogger(__name__)
+
 STATE_DIR = "state"
+STATE_FILE = "trainer_state.json"
+SAVED_DIRS = (STATE_DIR, "last", "best")
 
 
 def _optimizer_to_files(optimizer: torch.optim.Optimizer) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
@@ -85,24 +98,22 @@ def save_state(
     counters: dict[str, Any],
     weights: dict[str, torch.Tensor],
 ) -> Path:
-    """Write ``run_dir/state`` atomically (temporary folder, then rename)."""
+    """Write ``run_dir/state`` atomically (a complete folder on disk at every instant)."""
     final = Path(run_dir) / STATE_DIR
-    tmp = final.with_name(f".{STATE_DIR}.tmp-{uuid.uuid4().hex[:8]}")
-    tmp.mkdir(parents=True)
     opt_tensors, opt_meta = _optimizer_to_files(optimizer)
-    save_file(opt_tensors, str(tmp / "optimizer.safetensors"))
     rng_tensors, rng_meta = _rng_state()
-    save_file(rng_tensors, str(tmp / "rng.safetensors"))
-    save_file({k: v.contiguous() for k, v in weights.items()}, str(tmp / "weights.safetensors"))
     meta = {"optimizer": opt_meta, "scheduler": scheduler.state_dict(), "rng": rng_meta, "counters": counters}
-    (tmp / "trainer_state.json").write_text(json.dumps(meta))
-    old = None
-    if final.exists():
-        old = final.with_name(f".{STATE_DIR}.old-{uuid.uuid4().hex[:8]}")
-        final.rename(old)
-    tmp.rename(final)
-    if old is not None:
-        shutil.rmtree(old, ignore_errors=True)
+    files = {
+        "optimizer.safetensors": opt_tensors,
+        "rng.safetensors": rng_tensors,
+        "weights.safetensors": {k: v.contiguous() for k, v in weights.items()},
+    }
+    with replacing_dir(final) as tmp:
+        for name, tensors in files.items():
+            faults.point("write", tmp / name)
+            save_file(tensors, str(tmp / name))
+        faults.point("write", tmp / STATE_FILE)
+        (tmp / STATE_FILE).write_text(json.dumps(meta))
     return final
 
 
@@ -111,23 +122,76 @@ def load_state(
 ) -> tuple[dict[str, Any], dict[str, torch.Tensor]]:
     """Restore optimiser, scheduler and random generators; return the counters and trainable weights."""
     folder = Path(run_dir) / STATE_DIR
-    meta = json.loads((folder / "trainer_state.json").read_text())
-    _optimizer_from_files(optimizer, load_file(str(folder / "optimizer.safetensors")), meta["optimizer"])
-    scheduler.load_state_dict(meta["scheduler"])
-    _set_rng_state(load_file(str(folder / "rng.safetensors")), meta["rng"])
-    return meta["counters"], load_file(str(folder / "weights.safetensors"))
+    meta = read_json(folder / STATE_FILE, "resume state", TrainingError)
+    for name in ("optimizer.safetensors", "rng.safetensors", "weights.safetensors"):
+        check_safetensors(folder / name, "resume state file", TrainingError)
+    try:
+        _optimizer_from_files(optimizer, load_file(str(folder / "optimizer.safetensors")), meta["optimizer"])
+        scheduler.load_state_dict(meta["scheduler"])
+        _set_rng_state(load_file(str(folder / "rng.safetensors")), meta["rng"])
+        return meta["counters"], load_file(str(folder / "weights.safetensors"))
+    except (KeyError, TypeError, ValueError, RuntimeError) as err:
+        raise TrainingError(
+            f"the resume state in {folder} does not fit this run ({type(err).__name__}: {err}); it was not "
+            "written by this run's samlora, or was edited. Start a new run instead"
+        ) from err
 
 
-# what a run writes into output.dir; all of it goes when a new run replaces an old one
-RUN_ARTEFACTS = ("state", "last", "best", "config.yaml", "metrics.jsonl", "loss_curve.png", "samlora")
+def has_state(run_dir: Path) -> bool:
+    """Whether ``run_dir`` holds a complete resume state (a state folder is only ever complete)."""
+    return (Path(run_dir) / STATE_DIR / STATE_FILE).is_file()
+
+
+def state_step(run_dir: Path) -> int | None:
+    """The step of the run's complete resume state, or ``None`` without one (for messages)."""
+    try:
+        return int(json.loads((Path(run_dir) / STATE_DIR / STATE_FILE).read_text())["counters"]["step"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
+def recover_run(run_dir: Path) -> list[str]:
+    """Writer only, under the run's lock: finish every save that a kill cut short; remove leftovers.
+
+    ``state/``, ``last/`` and ``best/`` each get their newest complete copy back (a folder is
+    missing only between two renames of its replacement); half-written ``.NAME.tmp-*`` files and
+    folders go. Returns one line per thing done, for the log.
+    """
+    run_dir = Path(run_dir)
+    done = [line for name in SAVED_DIRS if (line := recover_dir(run_dir / name))]
+    gone = remove_temporary_files(run_dir)
+    if gone:
+        done.append(f"removed {len(gone)} half-written file(s): {', '.join(sorted(gone)[:5])}")
+    return done
+
+
+# what a run writes into output.dir; all of it goes when a new run replaces an old one (config.yaml is
+# replaced atomically instead, so that a folder holding a run always holds its config)
+RUN_ARTEFACTS = ("state", "last", "best", "metrics.jsonl", "loss_curve.png", "samlora")
+
+
+def remove_run(run_dir: Path) -> None:
+    """Delete an earlier run's artefacts (``output.overwrite``), its resume state first.
+
+    With the state gone first, a kill part-way leaves a folder that resumes from scratch, never
+    an old state under a new config.
+    """
+    run_dir = Path(run_dir)
+    for name in RUN_ARTEFACTS:
+        path = run_dir / name
+        for leftover in [path, *(p for kind in ("new", "old", "tmp") for p in siblings(path, kind))]:
+            if leftover.is_dir() and not leftover.is_symlink():
+                shutil.rmtree(leftover)
+            else:
+                leftover.unlink(missing_ok=True)
+    remove_temporary_files(run_dir)
 
 
 def holds_run(folder: Path) -> bool:
     """Whether ``folder`` holds a run that training would lose: resume state or saved weights.
 
-    A folder where a run failed at start-up (only ``config.yaml``) holds none.
+    A folder where a run failed at start-up (only ``config.yaml``) holds none; one where a kill
+    cut a save short (a complete copy beside a missing folder) holds one.
     """
     folder = Path(folder)
-    return (folder / STATE_DIR / "trainer_state.json").is_file() or any(
-        (folder / name).is_dir() for name in ("last", "best")
-    )
+    return has_state(folder) or any(readable_dir(folder / name) is not None for name in SAVED_DIRS)

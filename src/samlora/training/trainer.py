@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import logging
 import os
-import shutil
 import time
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -26,6 +26,8 @@ from samlora.config import Config, load_config, save_config
 from samlora.data.loader import make_loader
 from samlora.data.prompts import seed_for
 from samlora.errors import ConfigError, TrainingError
+from samlora.io.disk import describe, fix_for
+from samlora.io.lock import RunLock
 from samlora.lora.adapters import load_adapter
 from samlora.lora.counts import format_report, parameter_report
 from samlora.lora.plan import apply_lora
@@ -37,7 +39,7 @@ from .extend import extension_overrides
 from .log import MetricsLog, plot_loss_curve
 from .order import batches_per_epoch, epoch_indices
 from .schedule import make_scheduler
-from .state import RUN_ARTEFACTS, STATE_DIR, holds_run, load_state
+from .state import has_state, holds_run, load_state, recover_run, remove_run
 from .trackers import flat_config, tracker_names
 
 log = logging.getLogger(__name__)
@@ -63,7 +65,12 @@ class Trainer:
     Args:
         cfg: the resolved configuration (ignored when resuming: the run's own
             ``config.yaml`` is used).
-        resume: an output folder of an earlier run to continue.
+        resume: an output folder of an earlier run to continue, from its newest
+            complete state (from the start when it was stopped before any).
+
+    The main process holds the run folder's lock (:class:`~samlora.io.lock.RunLock`)
+    from before the model loads until the run ends: a second train or resume on the
+    same folder is refused naming the holder.
     """
 
     def __init__(
@@ -75,9 +82,10 @@ class Trainer:
         self.extended = bool(extend)
         if resume is not None:
             self.run_dir = Path(resume)
-            if not (self.run_dir / STATE_DIR / "trainer_state.json").is_file():
+            if not (self.run_dir / "config.yaml").is_file():
                 raise TrainingError(
-                    f"{self.run_dir} holds no resumable state ({STATE_DIR}/); start a new run instead"
+                    f"{self.run_dir} holds no run to resume (no config.yaml); start a new run with "
+                    "`samlora train --config ... --output.dir ...` instead"
                 )
             more = {"train": extension_overrides(self.run_dir, extend)} if extend else None
             cfg = load_config(self.run_dir / "config.yaml", more)
@@ -126,25 +134,36 @@ class Trainer:
                 f"`samlora train --resume {self.run_dir}`, choose another --output.dir, or pass --output.overwrite true"
             )
 
+    def _recover(self) -> None:
+        """``--resume``, holding the lock: finish saves a kill cut short, drop leftovers, pick the start."""
+        acc = self.accelerator
+        if acc.is_main_process:
+            for line in recover_run(self.run_dir):
+                log.warning("%s: %s", self.run_dir, line)
+        acc.wait_for_everyone()
+        if not has_state(self.run_dir):
+            if acc.is_main_process:
+                log.warning(
+                    "%s holds no complete resume state (it was stopped before its first checkpoint was "
+                    "complete); training again from the start with its config.yaml",
+                    self.run_dir,
+                )
+            self.resuming = False  # a new run in the same folder, with the same config
+
     def _prepare_output(self) -> None:
         """Once start-up succeeded: remove an old run's artefacts and write the resolved config."""
         acc = self.accelerator
         if not self.resuming and acc.is_main_process:
-            self.run_dir.mkdir(parents=True, exist_ok=True)
-            for name in RUN_ARTEFACTS:
-                path = self.run_dir / name
-                if path.is_dir():
-                    shutil.rmtree(path)
-                else:
-                    path.unlink(missing_ok=True)
-            for leftover in self.run_dir.glob(".*.tmp-*"):  # folders of a save that was cut short
-                shutil.rmtree(leftover, ignore_errors=True)
-        if (
-            not self.resuming or self.extended
-        ) and acc.is_main_process:  # an extended run records its new length
-            tmp = self.run_dir / f".config.yaml.tmp-{os.getpid()}"
-            save_config(self.cfg, tmp)
-            os.replace(tmp, self.run_dir / "config.yaml")
+            try:
+                self.run_dir.mkdir(parents=True, exist_ok=True)
+                remove_run(self.run_dir)
+                save_config(self.cfg, self.run_dir / "config.yaml")
+            except OSError as err:
+                raise TrainingError(
+                    f"cannot write the run folder {self.run_dir}: {describe(err)}; {fix_for(err)}"
+                ) from err
+        elif self.extended and acc.is_main_process:  # an extended run records its new length
+            save_config(self.cfg, self.run_dir / "config.yaml")
         acc.wait_for_everyone()
 
     def _best_metric(self, task) -> str:
@@ -198,9 +217,17 @@ class Trainer:
 
     def run(self) -> TrainResult:
         """Train, validate, checkpoint; return where the adapters are."""
+        command = "samlora train --resume" if self.resuming else "samlora train"
+        with RunLock(self.run_dir, command) if self.accelerator.is_main_process else nullcontext():
+            if self.resuming:
+                self._recover()
+            else:
+                self._check_output()
+            return self._run()
+
+    def _run(self) -> TrainResult:
         cfg, acc = self.cfg, self.accelerator
         tr = cfg.train
-        self._check_output()
         self._build_model()
         task = make_task(self.loaded, cfg)
         best_metric = self._best_metric(task)
