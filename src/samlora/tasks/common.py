@@ -39,7 +39,9 @@ def checked(split: SegDataset, workers: int) -> SegDataset:
     return split
 
 
-def check_report(split: SegDataset, workers: int, frame: Frame | None = None, keep: bool = False) -> DataReport:
+def check_report(
+    split: SegDataset, workers: int, frame: Frame | None = None, keep: bool = False
+) -> DataReport:
     """:func:`checked`, returning the report: with ``frame`` images are decoded shrunk to it, and
     with ``keep`` the report holds them (``report.samples``) for training."""
     report = check_dataset(split, deep=True, workers=max(workers, 1), frame=frame, keep=keep)
