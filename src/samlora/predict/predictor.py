@@ -329,14 +329,15 @@ class Predictor:
                 self.model, spec, emb, index, boxes=box_t, points=pt_t, labels=lab_t, multimask=multimask
             )
         low = best_candidate(out).float()
-        scores = out.iou.float().max(dim=1).values
-        masks = (pre.logits_to_original(low, geom) > 0).cpu()
-        scores, prompt_index = scores.cpu(), torch.arange(n)
-        if post is not None:
+        scores, prompt_index = out.iou.float().max(dim=1).values.cpu(), torch.arange(n)
+        if post is not None:  # the score threshold needs no mask: only kept masks are upsampled
             keep = scores >= post.threshold
+            low, scores, prompt_index = low[keep.to(low.device)], scores[keep], prompt_index[keep]
+        masks = (pre.logits_to_original(low, geom) > 0).cpu()
+        if post is not None:
             if post.fill_holes:
                 masks = fill_holes(masks)
-            keep &= masks.flatten(1).sum(1) >= max(post.min_area, 1)
+            keep = masks.flatten(1).sum(1) >= max(post.min_area, 1)
             masks, scores, prompt_index = masks[keep], scores[keep], prompt_index[keep]
         return Prediction(
             masks=masks.numpy(),
