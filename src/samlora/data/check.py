@@ -33,7 +33,7 @@ from samlora.errors import DataError
 
 from . import decode
 from .categories import non_prompt_categories
-from .decode import ReadObjects, binary_threshold, check_mask_kind, coco_object_mask, read_objects
+from .decode import ReadObjects, binary_threshold, check_mask_kind, coco_object_mask, read_objects, two_values
 from .frame import Frame, FrameSample, pack_masks
 from .images import exif_orientation, load_label_map, read_image
 from .layout import find_splits, open_split
@@ -140,9 +140,9 @@ class _Checker:
 
     def _many_values(self, record: ImageRecord, label: np.ndarray, out: _ImageResult) -> None:
         """A lossless binary mask with more than two values: soft edges, or labels of another type."""
-        values = np.unique(label)
-        if len(values) <= 2:
+        if two_values(label) is not None:
             return
+        values = np.unique(label)
         shown = ", ".join(str(int(v)) for v in values[:8]) + (", ..." if len(values) > 8 else "")
         where = f"image id {record.image_id}"
         if self.ds.mask_kind_detected:

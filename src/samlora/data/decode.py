@@ -58,6 +58,12 @@ def binary_threshold(label: np.ndarray) -> float | None:
     mask splits between its values and JPEG noise around 0/1 or 0/255 falls on the right side.
     ``None`` for an all-zero map; ``0`` for a single non-zero value (all foreground).
     """
+    two = two_values(label)
+    if two is not None:  # the common case, without a histogram: 0/255, 0/1, or one value
+        low, high = two
+        if high <= 0:
+            return None
+        return 0.0 if low == high else float(low)
     if label.dtype.kind == "u" or (label.size and label.dtype.kind == "i" and label.min() >= 0):
         histogram = np.bincount(label.ravel())  # O(pixels), no sort
         values = np.flatnonzero(histogram)
@@ -76,6 +82,16 @@ def binary_threshold(label: np.ndarray) -> float | None:
     mean_above = (sums[-1] - sums[:-1]) / above
     between = below * above * (mean_below - mean_above) ** 2
     return float(values[int(np.argmax(between))])
+
+
+def two_values(label: np.ndarray) -> tuple[float, float] | None:
+    """``(min, max)`` when an ``H x W`` map holds at most two distinct values, else ``None``."""
+    if not label.size:
+        return None
+    low, high = label.min(), label.max()
+    if low == high or not ((label != low) & (label != high)).any():
+        return low.item(), high.item()
+    return None
 
 
 def binary_foreground(label: np.ndarray) -> np.ndarray:
@@ -133,7 +149,9 @@ def label_map_instances(
             else:
                 parts, count = ndimage.label(foreground, structure=_EIGHT_CONNECTED, output=np.int32)
             if count:
-                instances = np.where(foreground, parts + len(categories), instances)
+                instances = (
+                    parts if len(classes) == 1 else np.where(foreground, parts + len(categories), instances)
+                )
                 categories.extend([category] * count)
         ann_ids = list(range(1, len(categories) + 1))
     areas = np.bincount(instances.ravel(), minlength=len(categories) + 1)[1:].astype(np.int64)

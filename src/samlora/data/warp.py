@@ -136,9 +136,11 @@ def colour_batch(
             if j < len(s):
                 kinds.setdefault(s[j][0], []).append(b)
         for kind, members in kinds.items():
+            whole = len(members) == pixels.shape[0]  # every image: no gather, no scatter
             index = torch.tensor(members, device=pixels.device)
             value = torch.tensor([steps[b][j][1] for b in members], device=pixels.device, dtype=pixels.dtype)
-            x = pixels.index_select(0, index)
+            x = pixels if whole else pixels.index_select(0, index)
+            inside = region if whole else region.index_select(0, index)
             value = value.view(-1, 1, 1, 1)
             if kind == "brightness":
                 x = x * value
@@ -152,8 +154,8 @@ def colour_batch(
                 x = value * x + (1 - value) * _gray(x)
             else:
                 x = _shift_hue(x, value)
-            x = x.clamp_(0, 255) * region.index_select(0, index)[:, None]
-            pixels = pixels.index_copy(0, index, x)
+            x = x.clamp_(0, 255) * inside[:, None]
+            pixels = x if whole else pixels.index_copy(0, index, x)
     return pixels
 
 
