@@ -16,7 +16,9 @@ import numpy as np
 from PIL import Image
 
 
-def interleaved(cases: dict[str, Callable[[], object]], repeats: int, warmup: int = 1) -> dict[str, list[float]]:
+def interleaved(
+    cases: dict[str, Callable[[], object]], repeats: int, warmup: int = 1
+) -> dict[str, list[float]]:
     """Seconds of each case per repeat, the cases alternating; ``warmup`` untimed rounds first."""
     for _ in range(warmup):
         for fn in cases.values():

@@ -21,9 +21,9 @@ import tempfile
 from pathlib import Path
 
 import torch
+from ab import bare_decode, interleaved, jpeg_mask_set, print_table, ratio_row
 from torch.utils.data import DataLoader
 
-from ab import bare_decode, interleaved, jpeg_mask_set, print_table, ratio_row
 from samlora.config import config_from_dict
 from samlora.data.layout import open_split
 from samlora.data.loader import make_loader
@@ -47,7 +47,9 @@ class Bare(torch.utils.data.Dataset):
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--images", type=int, default=32)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--size", type=int, default=1024)
@@ -61,7 +63,13 @@ def main() -> None:
         cfg = config_from_dict(
             {
                 "data": {"root": str(root), "cache": True, "val_fraction": 0.0},
-                "augment": {"hflip": 0.5, "scale_min": 0.8, "scale_max": 1.2, "brightness": 0.2, "contrast": 0.2},
+                "augment": {
+                    "hflip": 0.5,
+                    "scale_min": 0.8,
+                    "scale_max": 1.2,
+                    "brightness": 0.2,
+                    "contrast": 0.2,
+                },
                 "train": {"batch_size": BATCH},
             }
         )
@@ -71,7 +79,12 @@ def main() -> None:
         state: dict[str, object] = {}
 
         def bare(workers: int):
-            return lambda: [b for b in DataLoader(Bare(pairs, pre.image_size), batch_size=BATCH, num_workers=workers, collate_fn=list)]
+            return lambda: [
+                b
+                for b in DataLoader(
+                    Bare(pairs, pre.image_size), batch_size=BATCH, num_workers=workers, collate_fn=list
+                )
+            ]
 
         def ours(workers: int, first: bool, device: bool):
             def run():
@@ -100,7 +113,12 @@ def main() -> None:
         print_table(
             f"{n} JPEGs of {args.size} px -> {pre.image_size} px frame, batch {BATCH}, {torch.get_num_threads()} threads",
             rows,
-            ("samlora stage", "samlora images/s (min / median)", "bare PIL images/s (min / median)", "speed ratio (min / median)"),
+            (
+                "samlora stage",
+                "samlora images/s (min / median)",
+                "bare PIL images/s (min / median)",
+                "speed ratio (min / median)",
+            ),
         )
 
 

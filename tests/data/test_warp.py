@@ -86,7 +86,7 @@ def test_colour_steps_follow_each_images_own_order() -> None:
     plans = [AugmentPlan.identity((H, W)) for _ in range(3)]
     plans[0].colour = [("brightness", 0.5)]
     plans[1].colour = [("saturation", 0.0), ("brightness", 2.0)]
-    plans[2].colour = [("hue", 0.5)]
+    plans[2].colour = [("hue", 0.5), ("contrast", 1.0)]  # a contrast of 1 changes nothing
     out = warp_batch([t] * 3, [lab] * 3, plans, Frame(40), "cpu")
     base = t.float()
     torch.testing.assert_close(out.pixels[0, :, :H], base * 0.5, atol=1e-3, rtol=0)

@@ -145,8 +145,8 @@ def colour_batch(
             if kind == "brightness":
                 x = x * value
             elif kind == "contrast":
-                inside = region.index_select(0, index)[:, None].to(x.dtype)
-                mean = (_gray(x) * inside).sum(dim=(1, 2, 3), keepdim=True) / inside.sum(
+                weight = inside[:, None].to(x.dtype)
+                mean = (_gray(x) * weight).sum(dim=(1, 2, 3), keepdim=True) / weight.sum(
                     dim=(1, 2, 3), keepdim=True
                 )
                 x = value * x + (1 - value) * mean
