@@ -33,8 +33,16 @@ from samlora.errors import DataError
 
 from . import decode
 from .categories import non_prompt_categories
-from .decode import ReadObjects, binary_threshold, check_mask_kind, coco_object_mask, read_objects, two_values
-from .frame import Frame, FrameSample, pack_masks
+from .decode import (
+    ReadObjects,
+    binary_threshold,
+    check_mask_kind,
+    coco_object_mask,
+    coco_objects,
+    read_objects,
+    two_values,
+)
+from .frame import Frame, FrameSample
 from .images import exif_orientation, load_label_map, read_image
 from .layout import find_splits, open_split
 from .records import ImageRecord, Problem, SegDataset
@@ -131,12 +139,7 @@ class _Checker:
                 out.area_fractions.append(area / float(height * width))
         if len(masks) < len(record.objects) or not self.keep:
             return None
-        labels, layers = pack_masks(masks, height, width)
-        return ReadObjects(
-            labels, layers, np.array([int(m.sum()) for m in masks], np.int64),
-            [o.category_id for o in record.objects], [o.iscrowd for o in record.objects],
-            [o.ann_id for o in record.objects],
-        )  # fmt: skip
+        return coco_objects(record, masks, height, width)
 
     def _many_values(self, record: ImageRecord, label: np.ndarray, out: _ImageResult) -> None:
         """A lossless binary mask with more than two values: soft edges, or labels of another type."""

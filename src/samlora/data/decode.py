@@ -279,6 +279,11 @@ def read_objects(
             ann_ids, dropped,
         )  # fmt: skip
     masks = [coco_object_mask(record, obj, height, width) for obj in record.objects]
+    return coco_objects(record, masks, height, width)
+
+
+def coco_objects(record: ImageRecord, masks: list[np.ndarray], height: int, width: int) -> ReadObjects:
+    """The :class:`ReadObjects` of a COCO record from its objects' decoded ``H x W`` masks."""
     labels, layers = pack_masks(masks, height, width)
     return ReadObjects(
         labels, layers, np.array([int(m.sum()) for m in masks], np.int64),

@@ -26,7 +26,7 @@ from samlora.lora.adapters import load_adapter, merge_to_base, read_adapter, use
 from samlora.models.device import autocast_for, pick_device
 from samlora.models.loading import LoadedModel, load_model
 from samlora.models.promptable import ImageEmbeddings, decode, encode
-from samlora.tasks.postprocess import PostProcess, fill_holes, masks_to_boxes
+from samlora.tasks.postprocess import PostProcess, boxes_from_projections, fill_holes, masks_to_boxes
 from samlora.tasks.promptable.segmenter import best_candidate
 
 from .inputs import as_float, as_image, clip_boxes, shrink, to_cpu
@@ -334,15 +334,18 @@ class Predictor:
             keep = scores >= post.threshold
             low, scores, prompt_index = low[keep.to(low.device)], scores[keep], prompt_index[keep]
         masks = (pre.logits_to_original(low, geom) > 0).cpu()
+        if post is not None and post.fill_holes:
+            masks = fill_holes(masks)
+        rows, cols = masks.any(2), masks.any(1)  # one pass: boxes and emptiness
         if post is not None:
-            if post.fill_holes:
-                masks = fill_holes(masks)
-            keep = masks.flatten(1).sum(1) >= max(post.min_area, 1)
-            masks, scores, prompt_index = masks[keep], scores[keep], prompt_index[keep]
+            keep = rows.any(1) if post.min_area <= 1 else masks.flatten(1).sum(1) >= post.min_area
+            if not bool(keep.all()):  # (CPU tensors) copy the masks only when some go
+                masks, scores, prompt_index = masks[keep], scores[keep], prompt_index[keep]
+                rows, cols = rows[keep], cols[keep]
         return Prediction(
             masks=masks.numpy(),
             scores=scores.numpy(),
-            boxes=masks_to_boxes(masks).numpy(),
+            boxes=boxes_from_projections(rows, cols).numpy(),
             prompt_index=prompt_index.numpy(),
         )
 

@@ -14,6 +14,7 @@ from samlora.data.frame import Frame, FrameSample
 from samlora.data.layout import open_split, open_split_if_present
 from samlora.data.records import ImageRecord, SegDataset
 from samlora.data.summary import DataReport
+from samlora.data.transforms import Augment
 from samlora.errors import DataError
 
 log = logging.getLogger(__name__)
@@ -137,3 +138,12 @@ class DecodedImages:
 
     def __getitem__(self, index: int):
         return self.cache[index] if self.cache is not None else self._load(index)
+
+
+def augment_from(cfg: Config) -> Augment:
+    """The training augmentation the ``augment`` section describes."""
+    a = cfg.augment
+    return Augment(
+        hflip=a.hflip, vflip=a.vflip, rot90=a.rot90, scale=(a.scale_min, a.scale_max), crop=a.crop,
+        brightness=a.brightness, contrast=a.contrast, saturation=a.saturation, hue=a.hue,
+    )  # fmt: skip

@@ -54,17 +54,21 @@ def masks_to_boxes(masks: torch.Tensor) -> torch.Tensor:
     """``K x 4`` XYXY boxes of ``K x H x W`` masks (``x2``/``y2`` exclusive, COCO-like); zeros for empty masks."""
     if masks.shape[0] == 0:
         return torch.zeros(0, 4, device=masks.device)
-    ys = masks.any(2)
-    xs = masks.any(1)
-    h, w = masks.shape[1:]
-    ar_y = torch.arange(h, device=masks.device)
-    ar_x = torch.arange(w, device=masks.device)
-    y1 = torch.where(ys, ar_y, h).min(1).values
-    y2 = torch.where(ys, ar_y, -1).max(1).values
-    x1 = torch.where(xs, ar_x, w).min(1).values
-    x2 = torch.where(xs, ar_x, -1).max(1).values
+    return boxes_from_projections(masks.any(2), masks.any(1))
+
+
+def boxes_from_projections(rows: torch.Tensor, cols: torch.Tensor) -> torch.Tensor:
+    """:func:`masks_to_boxes` from ``K x H`` rows and ``K x W`` columns that hold a pixel (one pass
+    over the masks gives both, and whether each mask is empty: ``rows.any(1)``)."""
+    h, w = rows.shape[1], cols.shape[1]
+    ar_y = torch.arange(h, device=rows.device)
+    ar_x = torch.arange(w, device=rows.device)
+    y1 = torch.where(rows, ar_y, h).min(1).values
+    y2 = torch.where(rows, ar_y, -1).max(1).values
+    x1 = torch.where(cols, ar_x, w).min(1).values
+    x2 = torch.where(cols, ar_x, -1).max(1).values
     boxes = torch.stack([x1, y1, x2 + 1, y2 + 1], 1).float()
-    return torch.where(masks.flatten(1).any(1)[:, None], boxes, torch.zeros_like(boxes))
+    return torch.where(rows.any(1)[:, None], boxes, torch.zeros_like(boxes))
 
 
 def _small(masks: torch.Tensor, size: int) -> torch.Tensor:

@@ -22,8 +22,7 @@ from samlora.data.categories import prompt_categories
 from samlora.data.frame import FrameSample
 from samlora.data.prompts import TextPrompt, sample_text_prompts, seed_for
 from samlora.data.records import Sample, SegDataset
-from samlora.data.transforms import Augment
-from samlora.tasks.common import DecodedImages
+from samlora.tasks.common import DecodedImages, augment_from
 
 
 @dataclass
@@ -59,15 +58,6 @@ def as_sample(frame: FrameSample) -> Sample:
         image_id=frame.image_id,
         file_name=frame.file_name,
     )
-
-
-def augment_from(cfg: Config) -> Augment:
-    """The training augmentation the ``augment`` section describes."""
-    a = cfg.augment
-    return Augment(
-        hflip=a.hflip, vflip=a.vflip, rot90=a.rot90, scale=(a.scale_min, a.scale_max), crop=a.crop,
-        brightness=a.brightness, contrast=a.contrast, saturation=a.saturation, hue=a.hue,
-    )  # fmt: skip
 
 
 class ConceptDataset(Dataset):

@@ -24,8 +24,8 @@ from samlora.data.cache import DecodedCache
 from samlora.data.frame import FrameSample
 from samlora.data.prompts import center_point, mask_to_box, sample_points, seed_for
 from samlora.data.records import SegDataset
-from samlora.data.transforms import Augment, AugmentPlan
-from samlora.tasks.common import DecodedImages
+from samlora.data.transforms import AugmentPlan
+from samlora.tasks.common import DecodedImages, augment_from
 
 PAD_LABEL = -10
 
@@ -109,19 +109,8 @@ class PromptableDataset(Dataset):
         self.cfg = cfg
         self.train = train
         self.epoch = 0
-        aug = cfg.augment
-        self.augment = Augment(
-            hflip=aug.hflip,
-            vflip=aug.vflip,
-            rot90=aug.rot90,
-            scale=(aug.scale_min, aug.scale_max),
-            crop=aug.crop,
-            brightness=aug.brightness,
-            contrast=aug.contrast,
-            saturation=aug.saturation,
-            hue=aug.hue,
-        )
-        self.use_augment = train and aug.enabled
+        self.augment = augment_from(cfg)
+        self.use_augment = train and cfg.augment.enabled
         if train and images is None:
             raise ValueError("a training PromptableDataset needs its images in the input frame")
         self.images = images
