@@ -82,7 +82,12 @@ class DataConfig:
     objects_per_image: int = 8
     """At most this many objects of an image per training step (sampled)."""
     cache: bool = False
-    """Keep decoded images in memory (small data sets)."""
+    """Decode every image once, at start-up (during the data check), into the model's input frame and
+    keep it: in memory, or memory-mapped in data.cache_dir when larger than data.cache_memory_mb."""
+    cache_dir: str = ""
+    """Folder of the on-disk decoded cache (default $SAMLORA_CACHE/decoded); safe to delete."""
+    cache_memory_mb: int = 4096
+    """Training images estimated to need more memory than this are cached on disk instead."""
     max_pixels: int = 50_000_000
     """Largest image accepted, in pixels (width x height; a guard against decompression bombs and
     out-of-memory); larger images are data errors. 0 accepts any size."""
@@ -181,6 +186,9 @@ class TrainConfig:
     """Experiment trackers: auto (TensorBoard when installed), none, tensorboard, wandb, mlflow."""
     device: Literal["auto", "cpu", "cuda", "mps"] = "auto"
     """auto picks the GPU when there is one; choose a GPU with CUDA_VISIBLE_DEVICES."""
+    embedding_cache: Literal["auto", "off", "float32", "bfloat16", "float16"] = "auto"
+    """Promptable models whose image encoder is frozen, trained without augmentation: encode each image
+    once and reuse its embedding every epoch (auto: stored in bfloat16 on a GPU, float32 on the CPU)."""
 
 
 @dataclass

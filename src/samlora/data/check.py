@@ -22,7 +22,6 @@ All sizes and areas are in pixels of the original image (EXIF orientation applie
 from __future__ import annotations
 
 import logging
-from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -32,84 +31,26 @@ import numpy as np
 
 from samlora.errors import DataError
 
+from . import decode
 from .categories import non_prompt_categories
-from .decode import binary_threshold, check_mask_kind, check_mask_size, coco_object_mask, label_map_objects
-from .images import DEFAULT_MAX_PIXELS, exif_orientation, load_image, load_label_map
+from .decode import (
+    ReadObjects,
+    binary_threshold,
+    check_mask_kind,
+    coco_object_mask,
+    coco_objects,
+    read_objects,
+    two_values,
+)
+from .frame import Frame, FrameSample
+from .images import DEFAULT_MAX_PIXELS, exif_orientation, load_label_map, read_image
 from .layout import find_splits, open_split
 from .records import ImageRecord, Problem, SegDataset
+from .summary import DataReport, summarise
 
 log = logging.getLogger(__name__)
 
-_PERCENTILES = (0, 5, 25, 50, 75, 95, 100)
 _BOX_SLACK_PX = 1.0
-
-
-@dataclass
-class DataReport:
-    """The problems of one split (reader's and checks') and a summary of its contents.
-
-    ``summary`` keys: split, root, format, deep, images, objects, crowd_objects,
-    objects_per_image {min, mean, max}, images_without_objects, classes {name: count},
-    mask_area_fraction {p0, p5, ..., p100} (non-crowd objects, fraction of image area),
-    image_sizes {height: [min, median, max], width: [...], distinct, known}, dropped_small_objects.
-    Counts of objects are ``None`` when they are unknown (mask folders with ``deep=False``).
-    """
-
-    problems: list[Problem] = field(default_factory=list)
-    summary: dict[str, Any] = field(default_factory=dict)
-
-    @property
-    def ok(self) -> bool:
-        """No errors (warnings allowed)."""
-        return not any(p.severity == "error" for p in self.problems)
-
-    @property
-    def errors(self) -> list[Problem]:
-        return [p for p in self.problems if p.severity == "error"]
-
-    @property
-    def warnings(self) -> list[Problem]:
-        return [p for p in self.problems if p.severity == "warning"]
-
-    def format(self) -> str:
-        """A readable report: summary first, then every problem, errors first."""
-        s = self.summary
-        mode = "deep" if s.get("deep") else "quick (files not decoded)"
-        lines = [
-            f"Data check of {s.get('root', '?')} [split {s.get('split', '?')}] ({s.get('format', '?')}, {mode})"
-        ]
-        if "images" in s:
-            lines.append(f"  images: {s['images']}")
-            if s.get("objects") is None:
-                lines.append("  objects: not counted (mask folders are counted only by a deep check)")
-            else:
-                per = s["objects_per_image"]
-                lines.append(
-                    f"  objects: {s['objects']} ({s['crowd_objects']} crowd); per image min {per['min']} / "
-                    f"mean {per['mean']:.2f} / max {per['max']}"
-                )
-                lines.append(f"  images without objects: {s['images_without_objects']}")
-                classes = ", ".join(f"{name}: {count}" for name, count in s["classes"].items()) or "none"
-                lines.append(f"  classes: {classes}")
-            area = s.get("mask_area_fraction")
-            if area:
-                lines.append(
-                    "  mask area (fraction of image): " + ", ".join(f"{k} {v:.4f}" for k, v in area.items())
-                )
-            sizes = s.get("image_sizes")
-            if sizes:
-                h, w = sizes["height"], sizes["width"]
-                lines.append(
-                    f"  image sizes (HxW): min {h[0]}x{w[0]}, median {h[1]}x{w[1]}, max {h[2]}x{w[2]}; "
-                    f"{sizes['distinct']} distinct size(s) among {sizes['known']} image(s)"
-                )
-            if s.get("dropped_small_objects"):
-                lines.append(f"  objects dropped by min_object_area: {s['dropped_small_objects']}")
-        errors, warnings = self.errors, self.warnings
-        lines.append(f"Problems: {len(errors)} error(s), {len(warnings)} warning(s)")
-        lines.extend(f"  {p}" for p in errors + warnings)
-        lines.append("OK" if self.ok else "NOT OK: fix the errors above")
-        return "\n".join(lines)
 
 
 @dataclass
@@ -120,12 +61,24 @@ class _ImageResult:
     area_fractions: list[float] = field(default_factory=list)
     dropped: int = 0
     problems: list[Problem] = field(default_factory=list)
+    sample: FrameSample | None = None
 
 
 class _Checker:
-    def __init__(self, ds: SegDataset, max_pixels: int = DEFAULT_MAX_PIXELS):
-        self.ds, self.max_pixels = ds, max_pixels
-        self.options = {"binary_objects": "components", "min_object_area": 0, **ds.decode_options}
+    def __init__(
+        self,
+        ds: SegDataset,
+        frame: Frame | None = None,
+        keep: bool = False,
+        max_pixels: int = DEFAULT_MAX_PIXELS,
+    ):
+        self.ds = ds
+        self.frame = frame
+        self.keep = keep and frame is not None
+        self.max_pixels = max_pixels
+        self.options = {
+            "binary_objects": "components", "min_object_area": 0, **ds.decode_options, "max_pixels": max_pixels,
+        }  # fmt: skip
 
     def _declared(self, record: ImageRecord, height: int, width: int, out: _ImageResult) -> None:
         if record.height is None or record.width is None or (record.height, record.width) == (height, width):
@@ -148,8 +101,9 @@ class _Checker:
             )
         )
 
-    def _coco(self, record: ImageRecord, height: int, width: int, out: _ImageResult) -> None:
+    def _coco(self, record: ImageRecord, height: int, width: int, out: _ImageResult) -> ReadObjects | None:
         source = str(self.ds.annotation_file or record.path)
+        masks = []
         for obj in record.objects:
             where = f"annotation id {obj.ann_id}"
             try:
@@ -157,6 +111,7 @@ class _Checker:
             except DataError as exc:
                 out.problems.append(Problem("error", source, where, str(exc)))
                 continue
+            masks.append(mask)
             area = int(mask.sum())
             if area == 0:
                 out.problems.append(
@@ -191,12 +146,15 @@ class _Checker:
             out.crowd.append(obj.iscrowd)
             if not obj.iscrowd:
                 out.area_fractions.append(area / float(height * width))
+        if len(masks) < len(record.objects) or not self.keep:
+            return None
+        return coco_objects(record, masks, height, width)
 
     def _many_values(self, record: ImageRecord, label: np.ndarray, out: _ImageResult) -> None:
         """A lossless binary mask with more than two values: soft edges, or labels of another type."""
-        values = np.unique(label)
-        if len(values) <= 2:
+        if two_values(label) is not None:
             return
+        values = np.unique(label)
         shown = ", ".join(str(int(v)) for v in values[:8]) + (", ..." if len(values) > 8 else "")
         where = f"image id {record.image_id}"
         if self.ds.mask_kind_detected:
@@ -223,19 +181,21 @@ class _Checker:
             )
         )
 
-    def _label_map(self, record: ImageRecord, height: int, width: int, out: _ImageResult) -> None:
+    def _label_map(
+        self, record: ImageRecord, height: int, width: int, out: _ImageResult
+    ) -> ReadObjects | None:
         where = f"image id {record.image_id}"
         try:
             kind = check_mask_kind(record)
             label = load_label_map(record.mask_path, self.max_pixels)
-            check_mask_size(record, label, height, width)
+            objects = read_objects(record, height, width, label=label, **self.options)
         except DataError as exc:
             out.problems.append(Problem("error", str(record.mask_path), where, str(exc)))
-            return
+            return None
         lossless = record.mask_path.suffix.lower() not in (".jpg", ".jpeg")
         if kind == "binary" and lossless:
             self._many_values(record, label, out)
-        masks, categories, _, dropped = label_map_objects(label, kind, **self.options)
+        categories, dropped = objects.category_ids, objects.dropped
         known = self.ds.category_names
         if kind == "multiclass":
             for value in sorted(set(categories) - set(known)):
@@ -251,14 +211,13 @@ class _Checker:
         out.dropped += dropped
         out.categories.extend(categories)
         out.crowd.extend([False] * len(categories))
-        out.area_fractions.extend(
-            (masks.reshape(len(masks), height * width).sum(axis=1) / float(height * width)).tolist()
-        )
+        out.area_fractions.extend((objects.areas / float(height * width)).tolist())
+        return objects
 
     def deep(self, record: ImageRecord) -> _ImageResult:
         out = _ImageResult()
         try:
-            image = load_image(record.path, self.max_pixels)
+            image, (height, width) = read_image(record.path, self.frame, self.max_pixels)
         except DataError as exc:
             out.problems.append(
                 Problem(
@@ -270,15 +229,22 @@ class _Checker:
                 )
             )
             return out
-        height, width = int(image.shape[0]), int(image.shape[1])
-        del image
         out.size = (height, width)
         self._declared(record, height, width, out)
+        objects = None
         if record.mask_path is not None:
             if record.mask_kind is not None:  # unknown kind: the reader's error says so once
-                self._label_map(record, height, width, out)
+                objects = self._label_map(record, height, width, out)
         else:
-            self._coco(record, height, width, out)
+            objects = self._coco(record, height, width, out)
+        if (
+            self.frame is not None
+            and objects is not None
+            and not any(p.severity == "error" for p in out.problems)
+        ):
+            out.sample = decode.load_sample(
+                record, frame=self.frame, read=(image, (height, width), objects), **self.options
+            )
         return out
 
     def quick(self, record: ImageRecord) -> _ImageResult:
@@ -288,50 +254,6 @@ class _Checker:
         out.categories = [o.category_id for o in record.objects]
         out.crowd = [o.iscrowd for o in record.objects]
         return out
-
-
-def _summary(ds: SegDataset, results: list[_ImageResult], deep: bool) -> dict[str, Any]:
-    counted = deep or ds.format == "coco"
-    per_image = [len(r.categories) for r in results]
-    names = ds.category_names
-    counts = Counter(c for r in results for c in r.categories)
-    repeated = {n for n, k in Counter(names.values()).items() if k > 1}
-    classes = {(f"{n} (id {cid})" if n in repeated else n): counts.get(cid, 0) for cid, n in names.items()}
-    classes.update({f"class {cid} (unknown)": n for cid, n in counts.items() if cid not in names})
-    areas = np.array([a for r in results for a in r.area_fractions], dtype=np.float64)
-    sizes = [r.size for r in results if r.size is not None]
-    summary: dict[str, Any] = {
-        "split": ds.split,
-        "root": str(ds.root),
-        "format": ds.format,
-        "deep": deep,
-        "images": len(ds.images),
-        "objects": sum(per_image) if counted else None,
-        "crowd_objects": sum(sum(r.crowd) for r in results) if counted else None,
-        "objects_per_image": {
-            "min": min(per_image, default=0),
-            "mean": float(np.mean(per_image)) if per_image else 0.0,
-            "max": max(per_image, default=0),
-        }
-        if counted
-        else None,
-        "images_without_objects": sum(1 for n in per_image if n == 0) if counted else None,
-        "classes": classes if counted else None,
-        "mask_area_fraction": {f"p{q}": float(np.percentile(areas, q)) for q in _PERCENTILES}
-        if areas.size
-        else None,
-        "image_sizes": None,
-        "dropped_small_objects": sum(r.dropped for r in results),
-    }
-    if sizes:
-        hs, ws = np.array([s[0] for s in sizes]), np.array([s[1] for s in sizes])
-        summary["image_sizes"] = {
-            "height": [int(hs.min()), int(np.median(hs)), int(hs.max())],
-            "width": [int(ws.min()), int(np.median(ws)), int(ws.max())],
-            "distinct": len(set(sizes)),
-            "known": len(sizes),
-        }
-    return summary
 
 
 def _case_duplicates(ds: SegDataset, source: str) -> list[Problem]:
@@ -362,13 +284,22 @@ def _case_duplicates(ds: SegDataset, source: str) -> list[Problem]:
 
 
 def check_dataset(
-    ds: SegDataset, deep: bool = True, workers: int = 4, max_pixels: int = DEFAULT_MAX_PIXELS
+    ds: SegDataset,
+    deep: bool = True,
+    workers: int = 4,
+    frame: Frame | None = None,
+    keep: bool = False,
+    max_pixels: int = DEFAULT_MAX_PIXELS,
 ) -> DataReport:
     """Check a split: the reader's problems plus, with ``deep``, every image and object decoded.
 
     ``workers`` threads decode in parallel (Pillow and pycocotools release the GIL); an image over
-    ``max_pixels`` (``data.max_pixels``; 0: no limit) is an error found from its header."""
-    checker = _Checker(ds, max_pixels)
+    ``max_pixels`` (``data.max_pixels``; 0: no limit) is an error found from its header. With
+    ``frame`` (and ``deep``), images are decoded shrunk to that input frame (JPEG draft mode);
+    with ``keep`` too, the report holds every image's :class:`FrameSample` (``report.samples``):
+    the check is then the one decode of the files that training needs.
+    """
+    checker = _Checker(ds, frame if deep else None, keep, max_pixels)
     run = checker.deep if deep else checker.quick
     if deep and workers > 1 and len(ds.images) > 1:
         with ThreadPoolExecutor(max_workers=workers) as pool:
@@ -376,7 +307,7 @@ def check_dataset(
     else:
         results = [run(record) for record in ds.images]
     problems = list(ds.problems) + [p for r in results for p in r.problems]
-    summary = _summary(ds, results, deep)
+    summary = summarise(ds, results, deep)
     source = str(ds.annotation_file or ds.root)
     if summary["dropped_small_objects"]:
         problems.append(
@@ -406,7 +337,8 @@ def check_dataset(
                     )
                 )
     problems += _case_duplicates(ds, source)
-    report = DataReport(problems=problems, summary=summary)
+    samples = [r.sample for r in results] if checker.keep else None
+    report = DataReport(problems=problems, summary=summary, samples=samples)
     log.debug(
         "checked %s [%s]: %d image(s), %d error(s), %d warning(s)",
         ds.root,

@@ -29,6 +29,8 @@ from PIL import Image, ImageOps
 
 from samlora.errors import DataError
 
+from .frame import Frame
+
 log = logging.getLogger(__name__)
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".webp", ".gif")
@@ -84,8 +86,16 @@ def _out_of_memory(path: Path, what: str, image: Image.Image | None) -> DataErro
     )
 
 
-def _open(path: Path, what: str, max_pixels: int = DEFAULT_MAX_PIXELS) -> Image.Image:
-    """Open and fully decode ``path`` with the EXIF orientation applied; DataError on failure."""
+def _open(
+    path: Path, what: str, frame: Frame | None = None, max_pixels: int = DEFAULT_MAX_PIXELS
+) -> tuple[Image.Image, tuple[int, int]]:
+    """Open and fully decode ``path`` with the EXIF orientation applied; DataError on failure.
+
+    Returns the image and the file's full ``(H, W)`` as displayed. With ``frame``, a JPEG is decoded
+    in draft mode at the smallest DCT scale (1/2, 1/4, 1/8) still at least as large as the frame
+    needs, which is several times faster than a full decode. An image over ``max_pixels`` is refused
+    from its header, before anything is decoded.
+    """
     path = Path(path)
     if not path.is_file():
         raise DataError(f"{what} {path} does not exist; check the file name and the data folder")
@@ -94,7 +104,12 @@ def _open(path: Path, what: str, max_pixels: int = DEFAULT_MAX_PIXELS) -> Image.
         with warnings.catch_warnings():  # Pillow warns above 89 MP; max_pixels is the limit here
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
             image = Image.open(path)
-        check_pixels(path, what, *image.size, max_pixels)  # the header only: nothing decoded yet
+        width, height = image.size
+        check_pixels(path, what, width, height, max_pixels)  # the header only: nothing decoded yet
+        orientation = _orientation(image)
+        full = (width, height) if orientation in (5, 6, 7, 8) else (height, width)
+        if frame is not None and image.format in _LOSSY_FORMATS:
+            _draft(image, frame, full, rotated=orientation in (5, 6, 7, 8))
         image.load()
     except DataError:
         raise
@@ -109,12 +124,28 @@ def _open(path: Path, what: str, max_pixels: int = DEFAULT_MAX_PIXELS) -> Image.
             f"cannot read {what} {path}: {exc}. Fix: replace the file (it is corrupt, truncated or not an "
             f"image), or remove it from the data set"
         ) from exc
+    if orientation == 1:
+        return image, full  # nothing to transpose: no copy of the pixels
     try:
         transposed = ImageOps.exif_transpose(image)
     except Exception as exc:  # a broken EXIF block should not make the pixels unusable
         log.warning("ignoring the unreadable EXIF orientation of %s: %s", path, exc)
-        return image
-    return transposed if transposed is not None else image
+        return image, (image.height, image.width)
+    return (transposed, full) if transposed is not None else (image, (image.height, image.width))
+
+
+def _orientation(image: Image.Image) -> int:
+    try:
+        return int(image.getexif().get(_EXIF_ORIENTATION, 1))
+    except Exception:  # broken EXIF: exif_transpose decides (and warns)
+        return 0
+
+
+def _draft(image: Image.Image, frame: Frame, full: tuple[int, int], rotated: bool) -> None:
+    """Ask the JPEG decoder for the frame's size (in the file's own, unrotated orientation)."""
+    fit_h, fit_w = frame.fit(*full)
+    if (fit_h, fit_w) != full:
+        image.draft("RGB", (fit_h, fit_w) if rotated else (fit_w, fit_h))
 
 
 def _minmax_uint8(values: np.ndarray) -> np.ndarray:
@@ -137,21 +168,37 @@ def load_image(path: Path | str, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.nda
     per-image min-max scaling. Raises :class:`DataError` naming the file when it cannot be read, is
     larger than ``max_pixels`` (0: no limit) or does not fit in memory.
     """
-    image = _open(Path(path), "image", max_pixels)
+    return read_image(path, max_pixels=max_pixels)[0]
+
+
+def read_image(
+    path: Path | str, frame: Frame | None = None, max_pixels: int = DEFAULT_MAX_PIXELS
+) -> tuple[np.ndarray, tuple[int, int]]:
+    """``(pixels, (H, W))``: the image as :func:`load_image` reads it, and its size as displayed.
+
+    With ``frame`` the pixels are shrunk to ``frame.fit(H, W)`` (draft-mode JPEG decoding, then an
+    antialiased bilinear resize); ``(H, W)`` is always the full size of the file.
+    """
+    image, full = _open(Path(path), "image", frame, max_pixels)
     try:
-        return _rgb(image)
+        return _rgb(image, frame, full), full
     except MemoryError:
         raise _out_of_memory(Path(path), "image", image) from None
 
 
-def _rgb(image: Image.Image) -> np.ndarray:
+def _rgb(image: Image.Image, frame: Frame | None, full: tuple[int, int]) -> np.ndarray:
+    """``H x W x 3`` uint8 RGB of a decoded image (shrunk to ``frame.fit(*full)`` with a frame)."""
     if image.mode in _HIGH_DEPTH_MODES:
-        gray = _minmax_uint8(np.asarray(image))
-        return np.repeat(gray[:, :, None], 3, axis=2)
-    if image.mode == "P" and "transparency" in image.info:
+        gray = Image.fromarray(_minmax_uint8(np.asarray(image)))
+        image = Image.merge("RGB", (gray, gray, gray))
+    elif image.mode == "P" and "transparency" in image.info:
         image = image.convert("RGBA")
     if image.mode != "RGB":
         image = image.convert("RGB")
+    if frame is not None:
+        fit_h, fit_w = frame.fit(*full)
+        if (image.height, image.width) != (fit_h, fit_w):
+            image = image.resize((fit_w, fit_h), Image.Resampling.BILINEAR)
     return np.ascontiguousarray(np.asarray(image, dtype=np.uint8))
 
 
@@ -196,7 +243,7 @@ def load_label_map(path: Path | str, max_pixels: int = DEFAULT_MAX_PIXELS) -> np
     colours need a palette or a single-channel file). Float masks must hold whole numbers.
     """
     path = Path(path)
-    image = _open(path, "mask", max_pixels)
+    image, _ = _open(path, "mask", max_pixels=max_pixels)
     lossy = image.format in _LOSSY_FORMATS if image.format else path.suffix.lower() in (".jpg", ".jpeg")
     mode = image.mode
     if mode == "P":

@@ -30,6 +30,7 @@ after are dropped from the sample and counted (:class:`AugmentReport`,
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -37,7 +38,7 @@ from PIL import Image
 
 from .records import Sample
 
-__all__ = ["Augment", "AugmentReport"]
+__all__ = ["Augment", "AugmentPlan", "AugmentReport"]
 
 _GRAY = np.array([0.299, 0.587, 0.114], dtype=np.float32)
 
@@ -48,6 +49,27 @@ class AugmentReport:
 
     ops: list[str] = field(default_factory=list)
     dropped: int = 0
+
+
+@dataclass
+class AugmentPlan:
+    """Every random choice of one augmentation, drawn on the CPU and applied on the device.
+
+    ``matrix`` (``2 x 3``) maps continuous ``XY`` pixel coordinates of the augmented image
+    (``size = (h, w)``) to those of the source image: ``source = matrix @ (x, y, 1)``; it composes
+    the flips, the rotation, the zoom and the crop. ``colour`` lists the colour steps in the order
+    they run: ``(name, value)`` with a factor (brightness, contrast, saturation) or a hue shift
+    (fraction of the circle). See :mod:`samlora.data.warp` for how it is applied.
+    """
+
+    matrix: np.ndarray
+    size: tuple[int, int]
+    colour: list[tuple[str, float]] = field(default_factory=list)
+    ops: list[str] = field(default_factory=list)
+
+    @classmethod
+    def identity(cls, size: tuple[int, int]) -> AugmentPlan:
+        return cls(np.array([[1.0, 0.0, 0.0], [0.0, 1.0, 0.0]]), (int(size[0]), int(size[1])))
 
 
 @dataclass
@@ -155,7 +177,72 @@ class Augment:
         )
         return out, report
 
-    def _colour(self, image: np.ndarray, rng: np.random.Generator, ops: list[str]) -> np.ndarray:
+    def plan(
+        self,
+        size: tuple[int, int],
+        pixels_of: Callable[[int], tuple[np.ndarray, np.ndarray]],
+        anchors: np.ndarray,
+        rng: np.random.Generator,
+    ) -> AugmentPlan:
+        """The same steps as :meth:`apply`, drawn as an :class:`AugmentPlan` for the device.
+
+        ``size`` is the source ``(h, w)``; ``pixels_of(k)`` gives object ``k``'s ``(rows, cols)``
+        in the source; ``anchors`` the objects a zoom or crop window keeps a pixel of (see
+        :func:`_anchor_order`). Nothing is resampled here: windows are placed on the objects'
+        source pixels mapped through the steps drawn so far.
+        """
+        plan = AugmentPlan.identity(size)
+        if self.is_identity:
+            return plan
+        h, w = plan.size
+        step = _Steps(plan, pixels_of, anchors)
+        if self.hflip and rng.random() < self.hflip:
+            step.then([[-1.0, 0.0, w], [0.0, 1.0, 0.0]], (h, w), "hflip")
+        if self.vflip and rng.random() < self.vflip:
+            step.then([[1.0, 0.0, 0.0], [0.0, -1.0, h]], (h, w), "vflip")
+        if self.rot90 and rng.random() < self.rot90:
+            k = int(rng.integers(1, 4))
+            for _ in range(k):  # np.rot90: out[i, j] = in[j, W - 1 - i]
+                h, w = plan.size
+                step.then([[0.0, -1.0, w], [1.0, 0.0, 0.0]], (w, h), None)
+            plan.ops.append(f"rot90x{k}")
+        if self.scale != (1.0, 1.0):
+            s = float(rng.uniform(*self.scale))
+            h, w = plan.size
+            if s >= 1.0:
+                bh, bw = h / s, w / s
+                pixel = step.anchor_pixel(rng)
+                r, c = pixel if pixel is not None else (None, None)
+                y0, x0 = _box_start(h, bh, r, rng), _box_start(w, bw, c, rng)
+                step.then([[bw / w, 0.0, x0], [0.0, bh / h, y0]], (h, w), None)
+            else:
+                rh, rw = max(1, round(h * s)), max(1, round(w * s))
+                oy, ox = int(rng.integers(h - rh + 1)), int(rng.integers(w - rw + 1))
+                step.then([[w / rw, 0.0, -ox * w / rw], [0.0, h / rh, -oy * h / rh]], (h, w), None)
+            plan.ops.append(f"scale{s:.3f}")
+        if self.crop and rng.random() < self.crop:
+            h, w = plan.size
+            ch = max(1, round(h * rng.uniform(self.crop_min_size, 1.0)))
+            cw = max(1, round(w * rng.uniform(self.crop_min_size, 1.0)))
+            pixel = step.anchor_pixel(rng)
+            if pixel is None:
+                y0, x0 = int(rng.integers(h - ch + 1)), int(rng.integers(w - cw + 1))
+            else:
+                r, c = pixel
+                y0 = int(rng.integers(max(0, r - ch + 1), min(r, h - ch) + 1))
+                x0 = int(rng.integers(max(0, c - cw + 1), min(c, w - cw) + 1))
+            step.then([[1.0, 0.0, x0], [0.0, 1.0, y0]], (ch, cw), f"crop{ch}x{cw}")
+        for name, strength in self._colour_steps(rng):
+            if name == "hue":
+                plan.colour.append((name, float(rng.uniform(-strength, strength))))
+                plan.ops.append(f"hue{plan.colour[-1][1]:+.3f}")
+            else:
+                plan.colour.append((name, float(rng.uniform(max(0.0, 1.0 - strength), 1.0 + strength))))
+                plan.ops.append(f"{name}{plan.colour[-1][1]:.3f}")
+        return plan
+
+    def _colour_steps(self, rng: np.random.Generator) -> list[tuple[str, float]]:
+        """The colour steps that are on, in a random order."""
         steps = [
             (name, strength)
             for name, strength in (
@@ -166,11 +253,14 @@ class Augment:
             )
             if strength > 0
         ]
+        return [steps[int(i)] for i in rng.permutation(len(steps))] if steps else []
+
+    def _colour(self, image: np.ndarray, rng: np.random.Generator, ops: list[str]) -> np.ndarray:
+        steps = self._colour_steps(rng)
         if not steps:
             return image
         out = image.astype(np.float32)
-        for i in rng.permutation(len(steps)):
-            name, strength = steps[int(i)]
+        for name, strength in steps:
             if name == "hue":
                 shift = float(rng.uniform(-strength, strength))
                 out = _shift_hue(np.clip(out + 0.5, 0, 255).astype(np.uint8), shift).astype(np.float32)
@@ -186,6 +276,43 @@ class Augment:
             out = np.clip(out, 0.0, 255.0)
             ops.append(f"{name}{factor:.3f}")
         return np.clip(out + 0.5, 0, 255).astype(np.uint8)
+
+
+class _Steps:
+    """Composes an :class:`AugmentPlan` step by step and finds anchor pixels through it."""
+
+    def __init__(self, plan: AugmentPlan, pixels_of: Callable, anchors: np.ndarray):
+        self.plan = plan
+        self.pixels_of = pixels_of
+        self.anchors = [int(k) for k in anchors]
+        self.pixels: dict[int, np.ndarray] = {}
+
+    def then(self, step: list[list[float]], size: tuple[int, int], op: str | None) -> None:
+        """Append a step whose ``2 x 3`` matrix maps new coordinates to the current ones."""
+        m = np.vstack([self.plan.matrix, [0.0, 0.0, 1.0]])
+        self.plan.matrix = (m @ np.vstack([np.asarray(step, dtype=np.float64), [0.0, 0.0, 1.0]]))[:2]
+        self.plan.size = (int(size[0]), int(size[1]))
+        if op:
+            self.plan.ops.append(op)
+
+    def anchor_pixel(self, rng: np.random.Generator) -> tuple[int, int] | None:
+        """``(row, col)`` now of a uniform source pixel (still in view) of a uniform anchor object."""
+        inverse = np.linalg.inv(np.vstack([self.plan.matrix, [0.0, 0.0, 1.0]]))[:2]
+        h, w = self.plan.size
+        alive = []
+        for k in self.anchors:
+            if k not in self.pixels:
+                rows, cols = self.pixels_of(k)
+                self.pixels[k] = np.stack([cols + 0.5, rows + 0.5, np.ones(len(rows))])
+            xy = inverse @ self.pixels[k]
+            inside = (xy[0] >= 0) & (xy[0] < w) & (xy[1] >= 0) & (xy[1] < h)
+            if inside.any():
+                alive.append(xy[:, inside])
+        if not alive:
+            return None
+        xy = alive[int(rng.integers(len(alive)))]
+        i = int(rng.integers(xy.shape[1]))
+        return int(xy[1, i]), int(xy[0, i])
 
 
 def _anchor_order(had: np.ndarray, crowd: np.ndarray) -> np.ndarray:

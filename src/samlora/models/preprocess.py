@@ -21,6 +21,8 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
+from samlora.data.frame import Frame
+
 from .families import FamilySpec
 
 
@@ -76,6 +78,11 @@ class Preprocessing:
         return cls(
             image_size=int(size), resize=spec.resize, mean=spec.mean, std=spec.std, low_res_size=int(low)
         )
+
+    @property
+    def frame(self) -> Frame:
+        """The input frame training decodes images into (see :mod:`samlora.data.frame`)."""
+        return Frame(self.image_size, self.resize)
 
     def geometry(self, height: int, width: int) -> Geometry:
         """Placement of an ``height x width`` image in the input frame."""

@@ -26,7 +26,13 @@ from samlora.lora.adapters import adapter_folder, load_adapter, merge_to_base, r
 from samlora.models.device import autocast_for, pick_device
 from samlora.models.loading import LoadedModel, load_model
 from samlora.models.promptable import Decoded, ImageEmbeddings, decode, encode
-from samlora.tasks.postprocess import PostProcess, fill_holes, masks_to_boxes, min_area_filter
+from samlora.tasks.postprocess import (
+    PostProcess,
+    boxes_from_projections,
+    fill_holes,
+    masks_to_boxes,
+    min_area_filter,
+)
 from samlora.tasks.promptable.segmenter import best_candidate
 
 from .inputs import as_float, as_image, clip_boxes, shrink, to_cpu
@@ -370,20 +376,26 @@ class Predictor:
         with self._context(), autocast_for(self.device, self.precision):
             out = self._decode(emb, index, boxes=box_t, points=pt_t, labels=lab_t, multimask=multimask)
         low = best_candidate(out).float()
-        scores = out.iou.float().max(dim=1).values
-        masks = (pre.logits_to_original(low, geom) > 0).cpu()
-        scores, prompt_index = scores.cpu(), torch.arange(n)
-        if post is not None:
+        scores, prompt_index = out.iou.float().max(dim=1).values.cpu(), torch.arange(n)
+        if post is not None:  # the score threshold needs no mask: only kept masks are upsampled
             keep = scores >= post.threshold
-            if post.fill_holes:
-                masks = fill_holes(masks)
-            masks, big = min_area_filter(masks, post)  # also removes specks of kept masks (post.keep_specks)
-            keep &= big
+            low, scores, prompt_index = low[keep.to(low.device)], scores[keep], prompt_index[keep]
+        masks = (pre.logits_to_original(low, geom) > 0).cpu()
+        if post is not None and post.fill_holes:
+            masks = fill_holes(masks)
+        if post is not None and post.min_area > 1:  # also removes specks of kept masks (post.keep_specks)
+            masks, keep = min_area_filter(masks, post)
             masks, scores, prompt_index = masks[keep], scores[keep], prompt_index[keep]
+        rows, cols = masks.any(2), masks.any(1)  # one pass: boxes and emptiness
+        if post is not None:
+            keep = rows.any(1)  # an empty mask is no detection
+            if not bool(keep.all()):  # (CPU tensors) copy the masks only when some go
+                masks, scores, prompt_index = masks[keep], scores[keep], prompt_index[keep]
+                rows, cols = rows[keep], cols[keep]
         return Prediction(
             masks=masks.numpy(),
             scores=scores.numpy(),
-            boxes=masks_to_boxes(masks).numpy(),
+            boxes=boxes_from_projections(rows, cols).numpy(),
             prompt_index=prompt_index.numpy(),
         )
 

@@ -20,7 +20,8 @@ import json
 import logging
 import os
 import time
-from collections import Counter
+from collections import Counter, deque
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -37,6 +38,8 @@ from .predictor import VANILLA, Prediction, Predictor
 from .prompts import ImagePrompts, prompt_problems, prompts_for, read_prompt_file
 
 log = logging.getLogger(__name__)
+WRITERS = 4
+"""Threads writing overlays, mask PNGs and RLEs while the next images are encoded."""
 __all__ = ["ImagePrompts", "PredictSummary", "list_images", "output_names", "run_predict"]
 
 
@@ -183,6 +186,19 @@ def run_predict(
     started, detections = time.perf_counter(), 0
     step = max(batch_size, 1)
     bar = tqdm(total=len(images), desc="predict", disable=not progress, dynamic_ncols=True)
+    writers, pending = (
+        ThreadPoolExecutor(max_workers=WRITERS),
+        deque(),
+    )  # PNGs and RLEs while the next chunk encodes
+
+    def collect(limit: int) -> int:
+        found = 0
+        while len(pending) > limit:
+            count, rows = pending.popleft().result()
+            results.extend(rows)
+            found += count
+        return found
+
     for first in range(0, len(images), step):
         chunk = []  # (path, name, pixels, prompts)
         for path, name in zip(images[first : first + step], names[first : first + step]):
@@ -218,12 +234,15 @@ def run_predict(
             ids = [cats[lab] for lab in pred.labels] if pred.labels is not None else [
                 own.category_ids[k] if own.category_ids else 1 for k in pred.prompt_index.tolist()
             ]  # fmt: skip
-            detections += _write(out, name, pixels, pred, image_id, ids, results, draw_boxes)
+            pending.append(writers.submit(_write, out, name, pixels, pred, image_id, ids, draw_boxes))
+            detections += collect(2 * WRITERS)  # a bounded queue: predictions wait in memory briefly
             done.append((i, name, pixels, own, pred))
         if compare:  # after the chunk: vanilla encodes the chunk once, in one pass
             for i, name, pixels, own, pred in done:
                 _compare(predictor, out, i, name, pixels, own, texts, post, pred)
         bar.update(len(images[first : first + step]))
+    detections += collect(0)
+    writers.shutdown()
     bar.close()
     (out / "predictions.json").write_text(json.dumps(results) + "\n")
     table = {
@@ -249,10 +268,11 @@ def _write(
     pred: Prediction,
     image_id: int,
     category_ids: list[int],
-    results: list,
     draw_boxes: bool,
-) -> int:
-    """Write one image's overlay, mask PNGs and COCO results (empty masks are no detection); returns the count."""
+) -> tuple[int, list[dict]]:
+    """Write one image's overlay and mask PNGs (empty masks are no detection); returns the count and
+    its COCO results. Runs in a writer thread (Pillow's PNG encoder and pycocotools release the GIL)."""
+    results: list[dict] = []
     keep = [k for k in range(len(pred)) if pred.masks[k].any()]
     masks, scores = pred.masks[keep], pred.scores[keep]
     labels = [f"{pred.labels[k] if pred.labels else 'object'} {pred.scores[k]:.2f}" for k in keep]
@@ -271,7 +291,7 @@ def _write(
                 "score": float(scores[j]),
             }
         )
-    return len(keep)
+    return len(keep), results
 
 
 def _compare(

@@ -3,12 +3,19 @@
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
+from functools import partial
+from pathlib import Path
 
 from samlora.config import Config
+from samlora.data.cache import DecodedCache, default_cache_dir
 from samlora.data.categories import non_prompt_categories
 from samlora.data.check import check_dataset
+from samlora.data.frame import Frame, FrameSample
 from samlora.data.layout import open_split, open_split_if_present
-from samlora.data.records import SegDataset
+from samlora.data.records import ImageRecord, SegDataset
+from samlora.data.summary import DataReport
+from samlora.data.transforms import Augment
 from samlora.errors import DataError
 
 log = logging.getLogger(__name__)
@@ -37,7 +44,23 @@ def checked(
     super-category, an unannotated duplicate): that is said once per data set, at info level, for the
     splits sharing ``seen`` (``samlora data check`` lists it with every split).
     """
-    report = check_dataset(split, deep=True, workers=max(workers, 1), max_pixels=max_pixels)
+    check_report(split, workers, max_pixels, seen)
+    return split
+
+
+def check_report(
+    split: SegDataset,
+    workers: int,
+    max_pixels: int,
+    seen: set[tuple[str, int]] | None = None,
+    frame: Frame | None = None,
+    keep: bool = False,
+) -> DataReport:
+    """:func:`checked`, returning the report: with ``frame`` images are decoded shrunk to it, and
+    with ``keep`` the report holds them (``report.samples``) for training."""
+    report = check_dataset(
+        split, deep=True, workers=max(workers, 1), frame=frame, keep=keep, max_pixels=max_pixels
+    )
     handled = {f"category id {cid}": (cid, why) for cid, why in non_prompt_categories(split).items()}
     seen = set() if seen is None else seen
     for problem in report.problems:
@@ -57,28 +80,69 @@ def checked(
             f"before training:\n{report.format()}",
             report=report,
         )
-    return split
+    return report
 
 
-def open_training_splits(cfg: Config) -> tuple[SegDataset, SegDataset | None]:
-    """The checked train split and the checked validation split (``None`` when there is none)."""
+@dataclass
+class TrainingSplits:
+    """The checked splits of a run; ``images``: the training images in the model's input frame."""
+
+    train: SegDataset
+    valid: SegDataset | None
+    images: DecodedCache
+
+
+def open_training_splits(cfg: Config, frame: Frame) -> TrainingSplits:
+    """The checked train split (decoded into ``frame``) and the checked validation split."""
     d = cfg.data
     if not d.root:
         raise DataError(
             "data.root is not set; pass --data.root PATH (a COCO export or images/ + masks/ folders)"
         )
     options, seen = mask_options(cfg), set()
-    train = checked(
-        open_split(d.root, d.train_split, d.format, **options), cfg.train.num_workers, d.max_pixels, seen
-    )
+    train = open_split(d.root, d.train_split, d.format, **options)
+    folder = None
+    if d.cache and len(train.images) * frame.size**2 * 4 > d.cache_memory_mb * 2**20:
+        folder = Path(d.cache_dir) if d.cache_dir else default_cache_dir()
+    report = check_report(train, cfg.train.num_workers, d.max_pixels, seen, frame, keep=bool(d.cache))
     if not train.images:
         raise DataError(f"the '{d.train_split}' split of {d.root} has no images")
+    decode_options = {"binary_objects": "components", "min_object_area": 0, **train.decode_options}
+    images = DecodedCache(
+        train.images,
+        partial(_frame_sample, frame=frame, options=decode_options, max_pixels=d.max_pixels),
+        frame,
+        decode_options,
+        folder=folder,
+        keep=bool(d.cache),
+    )
+    for index, sample in enumerate(report.samples or []):
+        images.put(index, sample)
+    if d.cache:
+        where = f"memory-mapped in {folder}" if folder else "in memory"
+        log.info(
+            "decoded %d training images once into the %d-px input frame, %s",
+            len(train.images),
+            frame.size,
+            where,
+        )
     valid = open_split_if_present(d.root, d.valid_split, d.format, **options)
-    return train, checked(valid, cfg.train.num_workers, d.max_pixels, seen) if valid is not None else None
+    if valid is not None:
+        checked(valid, cfg.train.num_workers, d.max_pixels, seen)
+    return TrainingSplits(train, valid, images)
+
+
+def _frame_sample(
+    record: ImageRecord, frame: Frame, options: dict[str, object], max_pixels: int
+) -> FrameSample:
+    from samlora.data import decode
+
+    return decode.load_sample(record, frame=frame, max_pixels=max_pixels, **options)
 
 
 class DecodedImages:
-    """Decoded samples of a split, read on demand or, with ``data.cache``, all at once up front.
+    """Decoded samples of a split at the original resolution (evaluation), read on demand or, with
+    ``data.cache``, all at once up front.
 
     Caching happens in the main process before any DataLoader worker starts, so
     forked workers share the decoded arrays instead of each decoding again.
@@ -102,3 +166,12 @@ class DecodedImages:
 
     def __getitem__(self, index: int):
         return self.cache[index] if self.cache is not None else self._load(index)
+
+
+def augment_from(cfg: Config) -> Augment:
+    """The training augmentation the ``augment`` section describes."""
+    a = cfg.augment
+    return Augment(
+        hflip=a.hflip, vflip=a.vflip, rot90=a.rot90, scale=(a.scale_min, a.scale_max), crop=a.crop,
+        brightness=a.brightness, contrast=a.contrast, saturation=a.saturation, hue=a.hue,
+    )  # fmt: skip

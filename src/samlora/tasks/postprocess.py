@@ -59,17 +59,21 @@ def masks_to_boxes(masks: torch.Tensor) -> torch.Tensor:
     """``K x 4`` XYXY boxes of ``K x H x W`` masks (``x2``/``y2`` exclusive, COCO-like); zeros for empty masks."""
     if masks.shape[0] == 0:
         return torch.zeros(0, 4, device=masks.device)
-    ys = masks.any(2)
-    xs = masks.any(1)
-    h, w = masks.shape[1:]
-    ar_y = torch.arange(h, device=masks.device)
-    ar_x = torch.arange(w, device=masks.device)
-    y1 = torch.where(ys, ar_y, h).min(1).values
-    y2 = torch.where(ys, ar_y, -1).max(1).values
-    x1 = torch.where(xs, ar_x, w).min(1).values
-    x2 = torch.where(xs, ar_x, -1).max(1).values
+    return boxes_from_projections(masks.any(2), masks.any(1))
+
+
+def boxes_from_projections(rows: torch.Tensor, cols: torch.Tensor) -> torch.Tensor:
+    """:func:`masks_to_boxes` from ``K x H`` rows and ``K x W`` columns that hold a pixel (one pass
+    over the masks gives both, and whether each mask is empty: ``rows.any(1)``)."""
+    h, w = rows.shape[1], cols.shape[1]
+    ar_y = torch.arange(h, device=rows.device)
+    ar_x = torch.arange(w, device=rows.device)
+    y1 = torch.where(rows, ar_y, h).min(1).values
+    y2 = torch.where(rows, ar_y, -1).max(1).values
+    x1 = torch.where(cols, ar_x, w).min(1).values
+    x2 = torch.where(cols, ar_x, -1).max(1).values
     boxes = torch.stack([x1, y1, x2 + 1, y2 + 1], 1).float()
-    return torch.where(masks.flatten(1).any(1)[:, None], boxes, torch.zeros_like(boxes))
+    return torch.where(rows.any(1)[:, None], boxes, torch.zeros_like(boxes))
 
 
 def _small(masks: torch.Tensor, size: int) -> torch.Tensor:
@@ -132,18 +136,21 @@ def merge_overlapping(
     )
 
 
+_IN_PLANE = np.zeros((3, 3, 3), dtype=bool)  # 4-connected within a mask, never across masks
+_IN_PLANE[1] = ndimage.generate_binary_structure(2, 1)
+_IN_PLANE_8 = np.zeros((3, 3, 3), dtype=bool)  # 8-connected within a mask
+_IN_PLANE_8[1] = True
+
+
 def remove_specks(masks: torch.Tensor, min_area: int) -> torch.Tensor:
-    """``K x H x W`` bool masks without their 8-connected pieces smaller than ``min_area`` pixels (same device)."""
+    """``K x H x W`` bool masks without their 8-connected pieces smaller than ``min_area`` pixels
+    (same device); all masks labelled in one call, as a stack whose slices never connect."""
     if not len(masks):
         return masks
-    out = []
-    for mask in masks.cpu().numpy():
-        labels, n = ndimage.label(mask, structure=np.ones((3, 3), bool))
-        sizes = np.bincount(labels.ravel(), minlength=n + 1)
-        keep = sizes >= min_area
-        keep[0] = False
-        out.append(keep[labels])
-    return torch.from_numpy(np.stack(out)).to(masks.device)
+    labels, n = ndimage.label(masks.cpu().numpy(), structure=_IN_PLANE_8)
+    keep = np.bincount(labels.ravel(), minlength=n + 1) >= min_area
+    keep[0] = False
+    return torch.from_numpy(keep[labels]).to(masks.device)
 
 
 def min_area_filter(masks: torch.Tensor, settings: PostProcess) -> tuple[torch.Tensor, torch.Tensor]:
@@ -159,11 +166,16 @@ def min_area_filter(masks: torch.Tensor, settings: PostProcess) -> tuple[torch.T
 
 
 def fill_holes(masks: torch.Tensor) -> torch.Tensor:
-    """``K x H x W`` bool masks with their enclosed holes filled (same device)."""
+    """``K x H x W`` bool masks with their enclosed holes filled (same device), all in one call.
+
+    The masks are stacked between two empty slices and filled with an in-plane structure, so a
+    hole is background not 4-connected to its own mask's image border (as per mask).
+    """
     if not len(masks):
         return masks
-    filled = [ndimage.binary_fill_holes(m) for m in masks.cpu().numpy()]
-    return torch.from_numpy(np.stack(filled)).to(masks.device)
+    stack = np.pad(masks.cpu().numpy(), ((1, 1), (0, 0), (0, 0)))
+    filled = ndimage.binary_fill_holes(stack, structure=_IN_PLANE)[1:-1]
+    return torch.from_numpy(np.ascontiguousarray(filled)).to(masks.device)
 
 
 def postprocess(

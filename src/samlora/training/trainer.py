@@ -36,6 +36,7 @@ from samlora.tasks import make_task
 
 from .checkpoints import Checkpoints, saved_step
 from .extend import extension_overrides
+from .guard import Problem, StepTally, check_in_sync
 from .log import MetricsLog, plot_loss_curve
 from .order import batches_per_epoch, epoch_indices
 from .schedule import make_scheduler
@@ -279,8 +280,7 @@ class Trainer:
             )  # fmt: skip
         progress = _progress(acc, total_steps, step)
         started, images_at_start, checkpoint_time = time.perf_counter(), counters["images"], 0.0
-        term_sums: dict[str, torch.Tensor] = {}
-        micro_batches = 0
+        tally, last_read = StepTally(acc.device), step  # nothing is read back from the device per step
         while step < total_steps and not stop:
             epoch = counters["epoch"]
             indices = epoch_indices(
@@ -300,8 +300,7 @@ class Trainer:
                     )
                     with acc.autocast():
                         loss, terms = task.train_loss(module, batch, generator)
-                    if not torch.isfinite(loss):
-                        self._stop_non_finite(f"the loss became {loss.item()}", step + 1, epoch)
+                    tally.loss(loss, step + 1, terms)
                     acc.backward(loss)
                     if acc.sync_gradients:
                         norm = (
@@ -309,42 +308,39 @@ class Trainer:
                             if tr.grad_clip > 0
                             else _grad_norm(trainable)
                         )
-                        if not torch.isfinite(torch.as_tensor(norm)):
-                            self._stop_non_finite(
-                                f"the loss was finite but the gradient norm became {float(norm)}",
-                                step + 1,
-                                epoch,
-                            )
+                        tally.grad_norm(norm, step + 1)
                     optimizer.step()
                     optimizer.zero_grad(set_to_none=True)
                 counters["batch"] += 1
                 counters["images"] += len(batch) * acc.num_processes
-                for key, value in terms.items():  # logged terms: the mean over the accumulated micro-batches
-                    term_sums[key] = term_sums.get(key, 0.0) + value.detach().float()
-                micro_batches += 1
                 if not acc.sync_gradients:
                     continue
                 lr_used = scheduler.get_last_lr()[0]
                 scheduler.step()
                 step += 1
                 counters["step"] = step
-                record = {"split": "train", "step": step, "epoch": epoch, "lr": lr_used}
-                record.update({k: float(v) / micro_batches for k, v in term_sums.items()})
-                term_sums, micro_batches = {}, 0
-                elapsed = max(time.perf_counter() - started - checkpoint_time, 1e-9)  # training time only
-                record["images_per_s"] = (counters["images"] - images_at_start) / elapsed
-                if step % tr.log_every == 0 or step == total_steps:
+                end_of_epoch = counters["batch"] >= per_epoch
+                due = (tr.eval_every and step % tr.eval_every == 0) or (not tr.eval_every and end_of_epoch)
+                logged = step % tr.log_every == 0 or step == total_steps
+                terms = tally.end_step(keep=logged)
+                if logged or due:  # the one read-back: before logging and before anything is saved
+                    problem, values = tally.read(terms)
+                    if problem is not None:
+                        self._stop_non_finite(problem, (last_read + 1, step), steps_per_epoch)
+                    last_read = step
+                if logged:
+                    record = {"split": "train", "step": step, "epoch": epoch, "lr": lr_used, **values}
+                    elapsed = max(time.perf_counter() - started - checkpoint_time, 1e-9)  # training time only
+                    record["images_per_s"] = (counters["images"] - images_at_start) / elapsed
                     metrics_log.write(record)
                     if acc.log_with:
                         acc.log(
                             {f"train/{k}": v for k, v in record.items() if isinstance(v, float)}, step=step
                         )
+                    progress.set_postfix(loss=f"{record['loss']:.4f}", img_s=f"{record['images_per_s']:.1f}")
                 progress.update(1)
-                progress.set_postfix(loss=f"{record['loss']:.4f}", img_s=f"{record['images_per_s']:.1f}")
-                end_of_epoch = counters["batch"] >= per_epoch
                 if end_of_epoch:
                     counters["epoch"], counters["batch"] = epoch + 1, 0
-                due = (tr.eval_every and step % tr.eval_every == 0) or (not tr.eval_every and end_of_epoch)
                 if due or step == total_steps:
                     checkpoint_started = time.perf_counter()
                     stop = self.checkpoints.save(
@@ -363,7 +359,7 @@ class Trainer:
                     break
         progress.close()
         acc.wait_for_everyone()
-        self._check_in_sync()
+        check_in_sync(self.accelerator, self.model)
         if acc.is_main_process:
             plot_loss_curve(self.run_dir)
         acc.wait_for_everyone()  # every process leaves together; then the process group goes
@@ -383,32 +379,27 @@ class Trainer:
             log.info("done: %d steps; best %s %s; adapter in %s", step, best_metric, value, result.best_dir)
         return result
 
-    def _check_in_sync(self) -> None:
-        """With several processes, verify every one ends with the same trainable weights."""
-        acc = self.accelerator
-        if acc.num_processes == 1:
-            return
-        flat = torch.cat([p.detach().double().flatten() for p in self.model.parameters() if p.requires_grad])
-        weights = torch.arange(1, flat.numel() + 1, device=flat.device, dtype=torch.float64).remainder(97)
-        checksum = torch.stack([flat.sum(), (flat * weights).sum()])[None]
-        sums = acc.gather(checksum)
-        if not torch.allclose(sums, sums[:1].expand_as(sums), rtol=1e-9, atol=1e-9):
-            raise TrainingError(
-                f"processes ended with different weights (checksums {sums.tolist()}); please report this"
-            )
-        if acc.is_main_process:
-            log.info("all %d processes hold identical trainable weights", acc.num_processes)
+    def _stop_non_finite(self, problem: Problem, unread: tuple[int, int], steps_per_epoch: int) -> None:
+        """Stop the run: a non-finite loss or gradient would make every later step garbage.
 
-    def _stop_non_finite(self, what: str, step: int, epoch: int) -> None:
-        """Stop the run: a non-finite loss or gradient would make every later step garbage."""
+        The loop reads the device only every ``train.log_every`` steps, so the message names the
+        first bad step and the range of steps since the last read (none of them was saved).
+        """
         last = self.run_dir / "last"
         saved = (
             f"The last good checkpoint is {last} (step {saved_step(last)})."
             if last.is_dir()
             else "No checkpoint was saved before it (the first is written at the first validation)."
         )
+        what = (
+            f"the loss became {problem.value}"
+            if problem.what == "loss"
+            else (f"the loss was finite but the gradient norm became {problem.value}")
+        )
+        epoch = (problem.step - 1) // steps_per_epoch
         raise TrainingError(
-            f"{what} at step {step} (epoch {epoch}); nothing was saved from this step. {saved} Lower train.lr, "
+            f"{what} at step {problem.step} (epoch {epoch}; read back after steps {unread[0]}-{unread[1]}); "
+            f"nothing was saved from these steps. {saved} Lower train.lr, "
             "use train.precision bf16 instead of fp16, or check the data with `samlora data check`"
         )
 

@@ -17,11 +17,12 @@ import torch
 from torch.utils.data import Dataset
 
 from samlora.config import Config
+from samlora.data.cache import DecodedCache
 from samlora.data.categories import prompt_categories
+from samlora.data.frame import FrameSample
 from samlora.data.prompts import TextPrompt, sample_text_prompts, seed_for
-from samlora.data.records import SegDataset
-from samlora.data.transforms import Augment
-from samlora.tasks.common import DecodedImages
+from samlora.data.records import Sample, SegDataset
+from samlora.tasks.common import DecodedImages, augment_from
 
 
 @dataclass
@@ -46,19 +47,34 @@ class ConceptSample:
     file_name: str
 
 
-def augment_from(cfg: Config) -> Augment:
-    """The training augmentation the ``augment`` section describes."""
-    a = cfg.augment
-    return Augment(
-        hflip=a.hflip, vflip=a.vflip, rot90=a.rot90, scale=(a.scale_min, a.scale_max), crop=a.crop,
-        brightness=a.brightness, contrast=a.contrast, saturation=a.saturation, hue=a.hue,
-    )  # fmt: skip
+def as_sample(frame: FrameSample) -> Sample:
+    """A frame sample with its objects as ``K x h x w`` masks (what the CPU augmentation takes)."""
+    return Sample(
+        image=np.asarray(frame.image),
+        masks=frame.masks(),
+        category_ids=np.asarray(frame.category_ids),
+        iscrowd=np.asarray(frame.iscrowd),
+        ann_ids=list(frame.ann_ids),
+        image_id=frame.image_id,
+        file_name=frame.file_name,
+    )
 
 
 class ConceptDataset(Dataset):
-    """Decode + augment + text prompts, per image (training or evaluation mode)."""
+    """Decode + augment + text prompts, per image (training or evaluation mode).
 
-    def __init__(self, split: SegDataset, cfg: Config, train: bool, all_categories: bool = False):
+    ``images``: the training images decoded once into the model's input frame (then samples are at
+    that resolution); without it every image is decoded at its own resolution.
+    """
+
+    def __init__(
+        self,
+        split: SegDataset,
+        cfg: Config,
+        train: bool,
+        all_categories: bool = False,
+        images: DecodedCache | None = None,
+    ):
         self.split = split
         self.cfg = cfg
         self.train = train
@@ -67,7 +83,8 @@ class ConceptDataset(Dataset):
         self.augment = augment_from(cfg)
         self.use_augment = train and cfg.augment.enabled
         self.names = prompt_categories(split)  # super-categories / unannotated duplicates are no prompts
-        self.decoded = DecodedImages(split, cfg)
+        self.decoded = DecodedImages(split, cfg) if images is None else None
+        self.images = images
 
     def __len__(self) -> int:
         return len(self.split.images)
@@ -77,7 +94,7 @@ class ConceptDataset(Dataset):
         rng = np.random.default_rng(
             seed_for(cfg.train.seed, "concept", self.epoch if self.train else -1, index)
         )
-        sample = self.decoded[index]
+        sample = self.decoded[index] if self.images is None else as_sample(self.images[index])
         if self.use_augment:
             sample = self.augment(sample, rng)
         crowd = sample.iscrowd.astype(bool)

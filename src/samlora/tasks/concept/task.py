@@ -65,11 +65,11 @@ class ConceptTask:
         self.class_names: dict[int, str] = {}
 
     def datasets(self) -> tuple[ConceptDataset, ConceptDataset | None]:
-        train_split, valid_split = open_training_splits(self.cfg)
-        train = ConceptDataset(train_split, self.cfg, train=True)
+        splits = open_training_splits(self.cfg, self.loaded.preprocessing.frame)
+        train = ConceptDataset(splits.train, self.cfg, train=True, images=splits.images)
         self.class_names = train.names  # the categories used as text prompts
         valid = (
-            ConceptDataset(valid_split, self.cfg, train=False, all_categories=True) if valid_split else None
+            ConceptDataset(splits.valid, self.cfg, train=False, all_categories=True) if splits.valid else None
         )
         return train, valid
 

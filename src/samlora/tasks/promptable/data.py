@@ -1,11 +1,14 @@
 """Training and evaluation samples for promptable models, built in DataLoader workers.
 
-A sample is one decoded (and, in training, augmented) image at its own
-resolution, its selected objects' masks, and prompts for each object in pixels
-of that image: a (jittered) box, positive/negative points, and the exact box
-and centre point used in evaluation. Every random choice comes from a generator
-seeded by ``(seed, epoch, index)``, so it does not depend on which worker or
-process decodes the image, and a resumed run sees the same prompts.
+Training: a :class:`FrameItem` is one image as decoded once into the model's input frame (see
+:mod:`samlora.data.frame`), the objects chosen for this step and every random number the step
+needs (the augmentation plan, box noise, point draws); augmentation, masks, boxes and points
+are made from it on the device, for the whole batch at once
+(:mod:`samlora.tasks.promptable.frames`). Evaluation: a :class:`PromptableSample` is the image
+at its own resolution with every object's mask and exact prompts, so metrics are computed at the
+original resolution. Every random choice comes from a generator seeded by
+``(seed, epoch, index)``, so it does not depend on which worker or process decodes the image, and
+a resumed run sees the same prompts.
 """
 
 from __future__ import annotations
@@ -17,10 +20,12 @@ import torch
 from torch.utils.data import Dataset
 
 from samlora.config import Config
-from samlora.data.prompts import center_point, jitter_box, mask_to_box, sample_points, seed_for
+from samlora.data.cache import DecodedCache
+from samlora.data.frame import FrameSample
+from samlora.data.prompts import center_point, mask_to_box, sample_points, seed_for
 from samlora.data.records import SegDataset
-from samlora.data.transforms import Augment
-from samlora.tasks.common import DecodedImages
+from samlora.data.transforms import AugmentPlan
+from samlora.tasks.common import DecodedImages, augment_from
 
 PAD_LABEL = -10
 
@@ -53,77 +58,84 @@ class PromptableSample:
     file_name: str
 
 
+@dataclass
+class FrameItem:
+    """One training image in the input frame with every random choice of its step (``K`` objects).
+
+    Attributes:
+        image: ``3 x h x w`` uint8, as cached (shrunk to fit the frame).
+        labels: ``L x h x w`` label layers; object ``k`` is ``labels[layer[k]] == value[k]``.
+        layer, value: ``K`` int64, where the chosen objects are.
+        category_ids: ``K`` int64.
+        plan: the augmentation to apply.
+        jitter: ``K x 4`` uniform in ``[-1, 1]``: box noise of each side, in units of its bound.
+        point_draws: ``K x P`` uniform in ``[0, 1)``: which pixel each point takes.
+        point_labels: ``K x P``: 1 positive, 0 negative, -10 padding.
+        pixel_scale: stored pixels per pixel of the original image (for pixel-sized settings).
+        index: the image's index in the split (the key of its cached embedding).
+    """
+
+    image: torch.Tensor
+    labels: torch.Tensor
+    layer: torch.Tensor
+    value: torch.Tensor
+    category_ids: torch.Tensor
+    plan: AugmentPlan
+    jitter: torch.Tensor
+    point_draws: torch.Tensor
+    point_labels: torch.Tensor
+    pixel_scale: float
+    index: int
+
+    @property
+    def num_objects(self) -> int:
+        return int(self.layer.numel())
+
+
 class PromptableDataset(Dataset):
-    """Decode + augment + choose objects + sample prompts, per image.
+    """Choose objects and draw a step's randomness (training), or decode + exact prompts (evaluation).
 
     Args:
         split: the listed split.
         cfg: the run's config (data, prompts, augment, eval sections are used).
-        train: training mode (augmentation, random object subset, jitter) or
-            evaluation mode (every object, exact boxes, deterministic points).
+        train: training mode (:class:`FrameItem` s from ``images``: augmentation, random object
+            subset, jitter) or evaluation mode (:class:`PromptableSample` s: every object, exact
+            boxes, deterministic points, at the original resolution).
+        images: the training images in the input frame (training mode only).
     """
 
-    def __init__(self, split: SegDataset, cfg: Config, train: bool):
+    def __init__(self, split: SegDataset, cfg: Config, train: bool, images: DecodedCache | None = None):
         self.split = split
         self.cfg = cfg
         self.train = train
         self.epoch = 0
-        aug = cfg.augment
-        self.augment = Augment(
-            hflip=aug.hflip,
-            vflip=aug.vflip,
-            rot90=aug.rot90,
-            scale=(aug.scale_min, aug.scale_max),
-            crop=aug.crop,
-            brightness=aug.brightness,
-            contrast=aug.contrast,
-            saturation=aug.saturation,
-            hue=aug.hue,
-        )
-        self.use_augment = train and aug.enabled
-        self.decoded = DecodedImages(split, cfg)
+        self.augment = augment_from(cfg)
+        self.use_augment = train and cfg.augment.enabled
+        if train and images is None:
+            raise ValueError("a training PromptableDataset needs its images in the input frame")
+        self.images = images
+        self.decoded = None if train else DecodedImages(split, cfg)
 
     def __len__(self) -> int:
         return len(self.split.images)
 
-    def __getitem__(self, index: int) -> PromptableSample:
-        cfg = self.cfg
+    def __getitem__(self, index: int) -> PromptableSample | FrameItem:
         rng = np.random.default_rng(
-            seed_for(cfg.train.seed, "sample", self.epoch if self.train else -1, index)
+            seed_for(self.cfg.train.seed, "sample", self.epoch if self.train else -1, index)
         )
+        if self.train:
+            return self._frame_item(index, rng)
         sample = self.decoded[index]
-        if self.use_augment:
-            sample = self.augment(sample, rng)
         crowd = sample.iscrowd.astype(bool)
-        keep = np.ones(len(crowd), dtype=bool) if (cfg.data.include_crowd and self.train) else ~crowd
+        keep = ~crowd
         keep &= sample.masks.reshape(len(crowd), -1).any(axis=1) if len(crowd) else keep
         chosen = np.flatnonzero(keep)
-        if self.train and len(chosen) > cfg.data.objects_per_image:
-            chosen = np.sort(rng.choice(chosen, cfg.data.objects_per_image, replace=False))
         masks = sample.masks[chosen]
-        height, width = sample.size
         exact = np.stack([mask_to_box(m) for m in masks]) if len(masks) else np.zeros((0, 4), np.float32)
-        if self.train:
-            pr = cfg.prompts
-            boxes = (
-                np.stack(
-                    [jitter_box(b, rng, pr.box_jitter, pr.box_jitter_max_px, (height, width)) for b in exact]
-                )
-                if len(masks)
-                else exact
-            )
-            n_points = pr.max_points + pr.negative_points
-            points, labels = _points(
-                masks, rng, pr.max_points, pr.negative_points, n_points, random_counts=True
-            )
-        else:
-            boxes = exact
-            n_points = cfg.eval.num_points
-            points, labels = _points(masks, rng, cfg.eval.num_points, 0, n_points, random_counts=False)
-        if self.train or not len(masks):  # centre points serve evaluation prompts only
-            centers = np.zeros((len(masks), 2), np.float32)
-        else:
-            centers = np.stack([center_point(m) for m in masks])
+        boxes = exact
+        n_points = self.cfg.eval.num_points
+        points, labels = _points(masks, rng, self.cfg.eval.num_points, 0, n_points, random_counts=False)
+        centers = np.stack([center_point(m) for m in masks]) if len(masks) else np.zeros((0, 2), np.float32)
         ignore = sample.masks[crowd].any(axis=0) if crowd.any() else None
         return PromptableSample(
             image=torch.from_numpy(np.require(sample.image, requirements=["C", "W"]))
@@ -141,6 +153,40 @@ class PromptableDataset(Dataset):
             category_ids=torch.as_tensor(sample.category_ids[chosen], dtype=torch.int64),
             image_id=sample.image_id,
             file_name=sample.file_name,
+        )
+
+    def _frame_item(self, index: int, rng: np.random.Generator) -> FrameItem:
+        """Objects and randomness of one training image (nothing is resampled on the CPU)."""
+        cfg, pr = self.cfg, self.cfg.prompts
+        sample: FrameSample = self.images[index]
+        crowd = sample.iscrowd.astype(bool)
+        keep = (np.ones(len(crowd), bool) if cfg.data.include_crowd else ~crowd) & (sample.areas > 0)
+        chosen = np.flatnonzero(keep)
+        if len(chosen) > cfg.data.objects_per_image:
+            chosen = np.sort(rng.choice(chosen, cfg.data.objects_per_image, replace=False))
+        if self.use_augment:  # zoom and crop windows keep a pixel of a chosen object
+            plan = self.augment.plan(sample.size, sample.pixels_of, chosen, rng)
+        else:
+            plan = AugmentPlan.identity(sample.size)
+        width = pr.max_points + pr.negative_points
+        labels = np.full((len(chosen), width), PAD_LABEL, np.int64)
+        for k in range(len(chosen)):
+            n_pos = int(rng.integers(1, pr.max_points + 1))
+            n_neg = int(rng.integers(0, pr.negative_points + 1))
+            labels[k, :n_pos] = 1
+            labels[k, n_pos : n_pos + n_neg] = 0
+        return FrameItem(
+            image=torch.from_numpy(np.array(sample.image)).permute(2, 0, 1),
+            labels=torch.from_numpy(np.array(sample.labels)),
+            layer=torch.as_tensor(sample.layers[chosen], dtype=torch.int64),
+            value=torch.as_tensor(chosen + 1, dtype=torch.int64),
+            category_ids=torch.as_tensor(sample.category_ids[chosen], dtype=torch.int64),
+            plan=plan,
+            jitter=torch.as_tensor(rng.uniform(-1.0, 1.0, size=(len(chosen), 4)), dtype=torch.float32),
+            point_draws=torch.as_tensor(rng.random((len(chosen), width)), dtype=torch.float32),
+            point_labels=torch.from_numpy(labels),
+            pixel_scale=sample.size[1] / sample.original_size[1],
+            index=index,
         )
 
 

@@ -17,7 +17,7 @@ from samlora.config import Config
 from samlora.data.clicks import correction_clicks
 from samlora.models.loading import LoadedModel
 from samlora.models.preprocess import Geometry, Preprocessing
-from samlora.models.promptable import Decoded, decode, encode
+from samlora.models.promptable import Decoded, ImageEmbeddings, decode, encode
 
 from .data import PAD_LABEL, PromptableSample
 from .losses import PromptableLoss
@@ -35,6 +35,7 @@ class DeviceBatch:
         boxes, exact_boxes: ``N x 4`` XYXY in the input frame.
         points: ``N x P x 2`` in the input frame; ``labels`` ``N x P``.
         centers: ``N x 1 x 2`` in the input frame.
+        valid: ``N`` bool, objects to learn from (an augmentation may have removed one), or ``None``: all.
     """
 
     pixels: torch.Tensor
@@ -46,6 +47,7 @@ class DeviceBatch:
     points: torch.Tensor
     labels: torch.Tensor
     centers: torch.Tensor
+    valid: torch.Tensor | None = None
 
     @property
     def num_objects(self) -> int:
@@ -113,8 +115,10 @@ class PromptableSegmenter(nn.Module):
         clicks: int = 0,
         click_targets: torch.Tensor | None = None,
         generator: torch.Generator | None = None,
+        embeddings: ImageEmbeddings | None = None,
     ) -> list[Decoded]:
-        embeddings = encode(self.model, self.spec, pixels)
+        """``embeddings``: already computed for ``pixels`` (the frozen-encoder cache), else encoded here."""
+        embeddings = encode(self.model, self.spec, pixels) if embeddings is None else embeddings
         out = decode(
             self.model,
             self.spec,
@@ -186,23 +190,26 @@ class PromptableObjective:
         self, out: Decoded, batch: DeviceBatch, targets: torch.Tensor | None
     ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         if self.resolution == "low_res":
-            return self.loss(out.logits, out.iou, targets)
+            return self.loss(out.logits, out.iou, targets, batch.valid)
         if self.resolution == "input":
             n, m, h, w = out.logits.shape
             logits = self.pre.logits_to_input(out.logits.reshape(n * m, h, w)).reshape(
                 n, m, *targets.shape[-2:]
             )
-            return self.loss(logits, out.iou, targets)
+            return self.loss(logits, out.iou, targets, batch.valid)
         totals, terms_list, weights = [], [], []
-        for i, (masks, geom) in enumerate(zip(batch.masks, batch.geoms)):
-            rows = (batch.image_index == i).nonzero().flatten()
-            if rows.numel() == 0:
+        start = 0  # objects are grouped by image, in order: image i owns len(batch.masks[i]) rows
+        for masks, geom in zip(batch.masks, batch.geoms):
+            rows = slice(start, start + int(masks.shape[0]))
+            start = rows.stop
+            if rows.stop == rows.start:
                 continue
             n, m, h, w = out.logits[rows].shape
             logits = self.pre.logits_to_original(out.logits[rows].reshape(n * m, h, w), geom).reshape(
                 n, m, geom.height, geom.width
             )
-            total, terms = self.loss(logits, out.iou[rows], masks.float())
+            valid = batch.valid[rows] if batch.valid is not None else None
+            total, terms = self.loss(logits, out.iou[rows], masks.float(), valid)
             totals.append(total * n)
             terms_list.append({k: v * n for k, v in terms.items()})
             weights.append(n)

@@ -12,7 +12,9 @@ from samlora.errors import ConfigError
 from samlora.models.loading import LoadedModel
 from samlora.tasks.common import open_training_splits
 
-from .data import PromptableDataset, PromptableSample
+from .data import FrameItem, PromptableDataset, PromptableSample
+from .embeddings import embedding_cache_for
+from .frames import frame_batch
 from .scoring import object_scores, predict_rounds
 from .segmenter import DeviceBatch, PromptableObjective, PromptableSegmenter, to_device
 
@@ -33,14 +35,15 @@ class PromptableTask:
     def __init__(self, loaded: LoadedModel, cfg: Config):
         self.loaded = loaded
         self.cfg = cfg
+        self.embedding_cache = None
         self.objective = PromptableObjective(cfg, loaded.preprocessing)
         self.class_names: dict[int, str] = {}
 
     def datasets(self) -> tuple[PromptableDataset, PromptableDataset | None]:
-        train_split, valid_split = open_training_splits(self.cfg)
-        self.class_names = train_split.category_names
-        train = PromptableDataset(train_split, self.cfg, train=True)
-        valid = PromptableDataset(valid_split, self.cfg, train=False) if valid_split is not None else None
+        splits = open_training_splits(self.cfg, self.loaded.preprocessing.frame)
+        self.class_names = splits.train.category_names
+        train = PromptableDataset(splits.train, self.cfg, train=True, images=splits.images)
+        valid = PromptableDataset(splits.valid, self.cfg, train=False) if splits.valid is not None else None
         return train, valid
 
     @staticmethod
@@ -48,6 +51,9 @@ class PromptableTask:
         dataset.epoch = epoch
 
     def module(self, model: nn.Module) -> PromptableSegmenter:
+        self.embedding_cache = embedding_cache_for(
+            self.cfg, model, self.loaded, next(model.parameters()).device
+        )
         return PromptableSegmenter(model, self.loaded)
 
     def best_metric(self, name: str) -> str:
@@ -67,16 +73,28 @@ class PromptableTask:
         return name != "loss"
 
     def train_loss(
-        self, module: nn.Module, samples: list[PromptableSample], generator: torch.Generator
+        self, module: nn.Module, items: list[FrameItem], generator: torch.Generator
     ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-        """Loss of one micro-batch: a prompt mode drawn for the batch, then clicks if configured."""
+        """Loss of one micro-batch: a prompt mode drawn for the batch, then clicks if configured.
+
+        The batch is augmented and its prompts made on the device (:func:`frame_batch`); with the
+        frozen-encoder cache, images seen before are not encoded again.
+        """
         device = next(p for p in module.parameters()).device
-        batch = to_device(samples, self.loaded.preprocessing, device)
-        if batch.num_objects == 0:  # only negative images: keep every process in step
+        if sum(i.num_objects for i in items) == 0:  # only negative images: keep every process in step
             zero = sum(p.sum() for p in module.parameters() if p.requires_grad) * 0.0
             return zero, {"loss": zero.detach()}
         pr = self.cfg.prompts
         mode = pr.modes[int(torch.randint(len(pr.modes), (1,), generator=generator))]
+        batch = frame_batch(
+            items, self.loaded.preprocessing, self.cfg, device, points=mode in MODES_WITH_POINTS
+        )
+        embeddings = None
+        if self.embedding_cache is not None:
+            segmenter = getattr(module, "module", module)  # inside DDP
+            embeddings = self.embedding_cache.embeddings(
+                segmenter.model, [i.index for i in items], batch.pixels
+            )
         boxes = batch.boxes if mode in MODES_WITH_BOX else None
         points = batch.points if mode in MODES_WITH_POINTS else None
         labels = batch.labels if mode in MODES_WITH_POINTS else None
@@ -90,7 +108,7 @@ class PromptableTask:
             )
         rounds = module(
             batch.pixels, batch.image_index, boxes, points, labels, multimask,
-            clicks=pr.correction_clicks, click_targets=click_targets, generator=generator,
+            clicks=pr.correction_clicks, click_targets=click_targets, generator=generator, embeddings=embeddings,
         )  # fmt: skip
         return self.objective(rounds, batch, targets)
 
