@@ -12,8 +12,6 @@ from __future__ import annotations
 
 import json
 import logging
-import shutil
-import uuid
 import warnings
 from dataclasses import asdict
 from pathlib import Path
@@ -23,7 +21,7 @@ import torch
 
 from samlora import __version__
 from samlora.errors import ExportError
-from samlora.lora.adapters import atomic_replace_dir
+from samlora.io.atomic import replacing_dir
 from samlora.lora.merged_card import CARD_FILE
 from samlora.models.loading import LoadedModel
 
@@ -291,10 +289,7 @@ def export_onnx(
         raise ExportError(
             f"family '{family}' cannot be exported to ONNX; exportable: {', '.join(PROMPTABLE)}, sam3"
         )
-    output.parent.mkdir(parents=True, exist_ok=True)
-    tmp = output.with_name(f".{output.name}.tmp-{uuid.uuid4().hex[:8]}")
-    tmp.mkdir()
-    try:
+    with replacing_dir(output) as tmp:  # removed when anything fails: nothing is written
         stems = [ENCODER, DECODER, MULTI] if family in PROMPTABLE else [VISION]
         log.info("exporting %s (%s) with the %s exporter", source, family, exporter)
         if family in PROMPTABLE:
@@ -332,7 +327,4 @@ def export_onnx(
                 )
         (tmp / DESCRIPTION_FILE).write_text(json.dumps(description, indent=2) + "\n")
         (tmp / CARD_FILE).write_text(onnx_card(src.meta, description))
-        atomic_replace_dir(tmp, output)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
     return description
