@@ -9,13 +9,13 @@ run is not the same as a run started with the longer length.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from samlora.config import load_config
 from samlora.errors import ConfigError, TrainingError
+from samlora.io.readers import read_json
 
 from .state import STATE_DIR
 
@@ -51,17 +51,25 @@ class RunProgress:
 
 
 def run_progress(run_dir: str | Path) -> RunProgress:
-    """Read ``RUN/state/trainer_state.json`` and ``RUN/config.yaml`` (no weights)."""
+    """Read ``RUN/state/trainer_state.json`` and ``RUN/config.yaml`` (no weights).
+
+    A run without a complete ``state/`` (killed before its first checkpoint, or inside a save)
+    counts as at step 0, not finished: ``--resume`` then lets the Trainer, the run's one writer,
+    recover its newest complete state or train it again from the start.
+    """
     run_dir = Path(run_dir)
+    if not (run_dir / "config.yaml").is_file():
+        raise TrainingError(
+            f"{run_dir} holds no run to resume (no config.yaml); start a new run with "
+            "`samlora train --config ... --output.dir ...` instead"
+        )
     state = run_dir / STATE_DIR / "trainer_state.json"
-    if not state.is_file():
-        raise TrainingError(f"{run_dir} holds no resumable state ({STATE_DIR}/); start a new run instead")
-    counters = json.loads(state.read_text())["counters"]
+    counters = read_json(state, "resume state", TrainingError).get("counters", {}) if state.is_file() else {}
     train = load_config(run_dir / "config.yaml").train
     return RunProgress(
         run_dir=run_dir,
-        step=int(counters["step"]),
-        epoch=int(counters["epoch"]),
+        step=int(counters.get("step", 0)),
+        epoch=int(counters.get("epoch", 0)),
         stopped_early=bool(counters.get("stopped_early")),
         max_steps=train.max_steps,
         epochs=train.epochs,
