@@ -233,7 +233,8 @@ class EvalConfig:
     num_points: int = 3
     """Points per object in points mode."""
     clicks: int = 5
-    """Correction clicks in clicks mode (metric reported after each)."""
+    """Clicks per object in clicks mode, 1-20 (the first at the object's centre, then one per
+    correction; Dice/IoU after each, NoC@85/NoC@90 capped at this number)."""
     batch_size: int = 4
     """Images per forward pass."""
     mask_threshold: float = 0.0
