@@ -71,10 +71,19 @@ def test_adapter_beats_vanilla_on_overfitted_images(
         areas[row["image"]] = areas.get(row["image"], 0) + int(row["area"])
     for image, area in areas.items():  # the objects of a binary mask are its connected components
         assert area == int((np.asarray(Image.open(data / image.replace("images", "masks"))) > 0).sum())
-    panels = sorted((out / "panels" / data.name).glob("*.png"))
+    panels = sorted((out / "panels" / data.name / "run").glob("*.png"))
     assert any(p.name.startswith("worst_") for p in panels) and any(
         p.name.startswith("best_") for p in panels
     )
+    assert "Prompt: each object's tight bounding box (`eval.prompt box`)." in md and "split `train`" in md
+    assert "| run − vanilla |" in md  # the paired difference, with its CI and Wilcoxon p
+    paired = report["paired"][0]
+    assert (paired["model"], paired["against"], paired["n"]) == ("run", "vanilla", 4)
+    assert paired["ci_low"] <= paired["mean"] <= paired["ci_high"] and 0 <= paired["p"] <= 1
+    assert paired["mean"] == pytest.approx(dice["run"] - dice["vanilla"])
+    page = (out / "report.html").read_text()
+    assert page.count("data:image/") >= 2 + len(panels)
+    assert 'src="http' not in page and "<script" not in page and "<link" not in page  # self-contained
 
 
 def test_table_over_seeds_and_datasets(
