@@ -106,8 +106,8 @@ def draw_prompts(
             if point_labels is None
             else np.asarray(point_labels).reshape(pts.shape[:2])
         )
-        radius = max(5.0, min(pil.size) / 40)
-        face = font(int(radius * 1.5))
+        radius = max(7.0, min(pil.size) / 28)
+        face = font(int(radius * 1.4))
         for obj_points, obj_labels in zip(pts, labs):
             for order, ((x, y), lab) in enumerate(zip(obj_points, obj_labels), start=1):
                 if lab not in (0, 1):

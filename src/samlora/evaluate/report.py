@@ -153,7 +153,7 @@ class EvalReport:
         facts += [f"mask threshold {s['mask_threshold']:g}", f"samlora {s['samlora_version']}"]
         if s.get("retain"):
             facts.append(f"base model's home domain: {', '.join(s['retain'])}")
-        return [*lines, "Settings: " + ", ".join(facts) + "."]
+        return [*lines, "", "Settings: " + ", ".join(facts) + "."]
 
 
 def summarize_results(

@@ -27,6 +27,7 @@ from samlora.config import LoraSettings
 from samlora.errors import AdapterError
 from samlora.models.loading import LoadedModel, load_model
 
+from .card import write_model_card
 from .plan import peft_wrapping
 
 log = logging.getLogger(__name__)
@@ -120,6 +121,7 @@ def save_adapter(
             item.rename(tmp / item.name)
         sub.rmdir()
     (tmp / META_FILE).write_text(json.dumps(metadata, indent=2) + "\n")
+    write_model_card(tmp, metadata)  # README.md: replaces PEFT's empty template
     atomic_replace_dir(tmp, folder)
     return folder
 
