@@ -63,6 +63,22 @@ def text_label(
     draw.text((x + 3 - left, y + 2 - top), text, fill=(255, 255, 255), font=face)
 
 
+def draw_labels(
+    image: np.ndarray,
+    anchors: Sequence[Sequence[float]] | np.ndarray,
+    texts: Sequence[str],
+    colors: Sequence[tuple[int, int, int]] | None = None,
+) -> np.ndarray:
+    """:func:`text_label` plates with their bottom-left corner at each ``anchor`` (XY; kept inside the
+    image), outlined in each colour (default: :func:`palette`, the masks' colours)."""
+    pil = Image.fromarray(np.ascontiguousarray(image))
+    draw = ImageDraw.Draw(pil)
+    colors = list(colors) if colors is not None else palette(len(texts))
+    for k, (anchor, text) in enumerate(zip(anchors, texts)):
+        text_label(draw, (float(anchor[0]), float(anchor[1]) - 17), text, accent=colors[k % len(colors)])
+    return np.asarray(pil)
+
+
 def _dashed(
     draw: ImageDraw.ImageDraw, a: tuple[float, float], b: tuple[float, float], dash: float = 6
 ) -> None:
