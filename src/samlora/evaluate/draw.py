@@ -184,10 +184,33 @@ def overlay(
     return np.asarray(pil)
 
 
+PANEL_HEIGHT = 256
+"""Height in pixels of a panel's tiles."""
+
+
+def to_height(array: np.ndarray, height: int = PANEL_HEIGHT) -> np.ndarray:
+    """An ``H x W x 3`` image (bilinear) or ``... x H x W`` bool masks (nearest) resized to ``height``
+    rows, so that panels are drawn at the size they are shown (labels and clicks stay legible)."""
+    if array.dtype == bool:
+        masks = array.reshape(-1, *array.shape[-2:])
+        h, w = masks.shape[-2:]
+        size = (max(1, round(w * height / h)), height)
+        out = [np.asarray(Image.fromarray(m).resize(size, Image.NEAREST)) for m in masks]
+        return (
+            np.stack(out).reshape(*array.shape[:-2], height, size[0])
+            if out
+            else np.zeros((*array.shape[:-2], height, size[0]), bool)
+        )
+    h, w = array.shape[:2]
+    return np.asarray(Image.fromarray(array).resize((max(1, round(w * height / h)), height), Image.BILINEAR))
+
+
 def panel(
-    tiles: Sequence[tuple[str, np.ndarray]], height: int = 256, path: str | Path | None = None
+    tiles: Sequence[tuple[str, np.ndarray]], height: int = PANEL_HEIGHT, path: str | Path | None = None
 ) -> np.ndarray:
-    """Tiles side by side, each scaled to ``height`` with its title above; saved to ``path`` if given."""
+    """Tiles side by side, each scaled to ``height`` with its title above; saved to ``path`` if given.
+
+    Draw tiles at that height already (:func:`to_height`) so that what is drawn on them keeps its size."""
     face = font(12)
     title_h = 18
     resized = []

@@ -22,7 +22,7 @@ from samlora.tasks.promptable.scoring import click_rounds, predict_rounds
 from samlora.tasks.promptable.segmenter import to_device
 
 from .compare import BASE
-from .draw import draw_prompts, overlay, panel
+from .draw import PANEL_HEIGHT, draw_prompts, overlay, panel, to_height
 from .promptable import ObjectResult, per_image
 from .rows import active
 
@@ -48,6 +48,11 @@ def predict_drawn(
             logits = rounds[-1][0]
             prompts = shared_prompts(sample, ev.prompt)
     return (logits > ev.mask_threshold).cpu().numpy(), prompts
+
+
+def _scaled(prompts: dict, scale: float) -> dict:
+    """Prompt coordinates (boxes, points) multiplied by ``scale``; labels unchanged."""
+    return {k: v * scale if k in ("boxes", "points") else v for k, v in prompts.items()}
 
 
 def shared_prompts(sample: PromptableSample, prompt: str) -> dict:
@@ -80,9 +85,7 @@ def draw_panels(
     shown = labels + ([BASE] if BASE in rows else [])
     for col, dataset in zip(columns, splits):
         index = {rec.file_name: i for i, rec in enumerate(dataset.split.images)}
-        dice = {
-            row: per_image([r for r in results if r.model == row and r.dataset == col]) for row in shown
-        }
+        dice = {row: per_image([r for r in results if r.model == row and r.dataset == col]) for row in shown}
         cache: dict[tuple[str, str], tuple[np.ndarray, dict]] = {}
         for ranked_by in rankers:
             scores = dice[ranked_by]
@@ -92,19 +95,26 @@ def draw_panels(
                 for rank, image in enumerate(images, start=1):
                     sample = dataset[index[image]]
                     picture = np.ascontiguousarray(sample.image.permute(1, 2, 0).numpy())
-                    common = shared_prompts(sample, cfg.eval.prompt)
+                    scale = PANEL_HEIGHT / picture.shape[0]  # drawn at the size shown
+                    picture = to_height(picture)
+                    common = _scaled(shared_prompts(sample, cfg.eval.prompt), scale)
                     tiles = [
                         ("image", draw_prompts(picture, **common)),
-                        ("ground truth", overlay(picture, sample.masks.numpy())),
+                        ("ground truth", overlay(picture, to_height(sample.masks.numpy()))),
                     ]
                     for row in shown:
                         if (row, image) not in cache:
                             with active(model, row, labels):
-                                cache[(row, image)] = predict_drawn(model, loaded, sample, cfg, device, precision)
+                                cache[(row, image)] = predict_drawn(
+                                    model, loaded, sample, cfg, device, precision
+                                )
                         masks, prompts = cache[(row, image)]
                         title = f"{row}  Dice {dice[row][image]['dice']:.3f}"
-                        tiles.append((title, draw_prompts(overlay(picture, masks), **prompts)))
-                    relative = Path("panels") / col / _safe(ranked_by) / f"{kind}_{rank:02d}_{_safe(image)}.png"
+                        drawn = overlay(picture, to_height(masks))
+                        tiles.append((title, draw_prompts(drawn, **_scaled(prompts, scale))))
+                    relative = (
+                        Path("panels") / col / _safe(ranked_by) / f"{kind}_{rank:02d}_{_safe(image)}.png"
+                    )
                     panel(tiles, path=out / relative)
                     written.append(
                         {"dataset": col, "ranked_by": ranked_by, "kind": kind, "rank": rank, "image": image,

@@ -16,6 +16,8 @@ from samlora.models.loading import load_model
 from samlora.tasks.common import checked, mask_options
 from samlora.tasks.promptable.data import PromptableDataset
 
+from .detections import concept_figures, concept_panels
+from .page import write_html
 from .panels import draw_panels
 from .promptable import evaluate_dataset
 from .report import BASE, EvalReport, prompt_text, summarize_results, write_report
@@ -144,6 +146,7 @@ def run_concept_eval(cfg, loaded, adapters, datasets, split, output, base, dev, 
     table: dict[str, dict[str, dict]] = {}
     predictions: dict[tuple[str, str], list[dict]] = {}
     columns = dataset_labels(datasets)
+    out, panels = Path(output), []
     for root, column in zip(datasets, columns):
         ds = checked(open_split(root, split, cfg.data.format, **mask_options(cfg)), cfg.train.num_workers)
         dataset = ConceptDataset(ds, cfg, train=False, all_categories=True)
@@ -160,4 +163,26 @@ def run_concept_eval(cfg, loaded, adapters, datasets, split, output, base, dev, 
             metrics["categories"] = {int(k): v for k, v in dataset.names.items()}
             table.setdefault(row, {})[column] = metrics
             predictions[(row, column)] = collector.results
-    return write_concept_report(Path(output), rows, columns, table, predictions)
+        if cfg.eval.panels:
+            found = {row: predictions[(row, column)] for row in rows}
+            panels += concept_panels(
+                dataset,
+                column,
+                collector.ground_truth(),
+                found,
+                cfg.eval.score_threshold,
+                cfg.eval.panels,
+                out,
+            )
+    report = write_concept_report(out, rows, columns, table, predictions)
+    sections = [
+        (
+            f"{c}: text prompts and detections",
+            [(p["image"], out / p["file"]) for p in panels if p["dataset"] == c],
+        )
+        for c in columns
+    ]
+    title = "samlora concept evaluation"
+    figures = concept_figures(table, rows, columns)
+    write_html(out, title, (out / "report.md").read_text(), figures, [s for s in sections if s[1]])
+    return report

@@ -139,7 +139,8 @@ PROMPTABLE_TERMS = ("dice", "focal", "boundary", "iou")
 
 def _loss_terms(loss: dict[str, Any], task: str) -> str:
     keys = PROMPTABLE_TERMS if task == "promptable" else [k for k in loss if k.startswith("set_")]
-    return ", ".join(f"{k} {loss[k]:g}" for k in keys if k in loss and loss[k])
+    weights = {k: loss[k] for k in keys if isinstance(loss.get(k), (int, float)) and not isinstance(loss[k], bool)}
+    return ", ".join(f"{k} {v:g}" for k, v in weights.items() if v)
 
 
 def _number(key: str, value: Any) -> str:
