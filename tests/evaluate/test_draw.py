@@ -46,7 +46,17 @@ def test_labels_are_legible_on_any_colour() -> None:
 def test_predict_overlay_draws_the_users_box(tiny_dirs: dict[str, Path], tmp_path: Path, image) -> None:
     Image.fromarray(image).save(tmp_path / "p.png")
     out = tmp_path / "preds"
-    argv = ["predict", str(tmp_path / "p.png"), "--model", str(tiny_dirs["sam"]), "--box", "20", "10", "50", "30"]
+    argv = [
+        "predict",
+        str(tmp_path / "p.png"),
+        "--model",
+        str(tiny_dirs["sam"]),
+        "--box",
+        "20",
+        "10",
+        "50",
+        "30",
+    ]
     assert main([*argv, "--point", "30", "20", "--output", str(out), "--device", "cpu"]) == 0
     picture = np.asarray(Image.open(out / "overlays" / "p.png").convert("RGB"))
     edge = picture[30, 22:48]  # the bottom of the user's box, dashed white on black (its label sits on top)

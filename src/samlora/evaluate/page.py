@@ -112,23 +112,26 @@ def write_html(
     markdown: str,
     figures: Sequence[tuple[str, bytes]] = (),
     panels: Sequence[tuple[str, Sequence[tuple[str, Path]]]] = (),
+    figures_before: str | None = None,
 ) -> Path:
     """Write ``out/report.html``.
 
     Args:
         markdown: the report's markdown (its first ``#`` line is replaced by ``title``).
-        figures: ``(caption, PNG bytes)`` shown after the tables.
+        figures: ``(caption, PNG bytes)``, shown before the markdown heading ``figures_before``
+            (e.g. ``"## iou"``: after the main tables) or after all of it.
         panels: ``(section heading, [(caption, panel file)])`` shown last.
     """
-    body = markdown_html("\n".join(line for line in markdown.splitlines() if not line.startswith("# ")))
-    parts = [f"<h1>{html.escape(title)}</h1>", body]
-    if figures:
-        parts.append("<h2>Figures</h2>")
-        for caption, png in figures:
-            parts.append(
-                f'<figure><img alt="{html.escape(caption)}" src="{data_uri(png)}">'
-                f"<figcaption>{_inline(caption)}</figcaption></figure>"
-            )
+    lines = [line for line in markdown.splitlines() if not line.startswith("# ")]
+    cut = lines.index(figures_before) if figures_before in lines else len(lines)
+    figure_html = ["<h2>Figures</h2>"] if figures else []
+    for caption, png in figures:
+        figure_html.append(
+            f'<figure><img alt="{html.escape(caption)}" src="{data_uri(png)}">'
+            f"<figcaption>{_inline(caption)}</figcaption></figure>"
+        )
+    parts = [f"<h1>{html.escape(title)}</h1>", markdown_html("\n".join(lines[:cut])), *figure_html]
+    parts.append(markdown_html("\n".join(lines[cut:])))
     if panels:
         parts.append('<h2>Panels</h2><div class="panels">')
         for heading, files in panels:

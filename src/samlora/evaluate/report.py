@@ -297,7 +297,7 @@ def write_report(report: EvalReport, out: Path, title: str = "samlora evaluation
                     writer.writerow(
                         [model, ds, image, m["objects"], m["dice"], m["iou"], m["boundary_f1"], m["hd95"]]
                     )
-    write_html(out, title, markdown(report, title), figures(report), panel_sections(report, out))
+    write_html(out, title, markdown(report, title), figures(report), panel_sections(report, out), "## iou")
 
 
 def figures(report: EvalReport) -> list[tuple[str, bytes]]:
