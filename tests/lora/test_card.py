@@ -33,7 +33,9 @@ def test_public_model_name(tmp_path: Path) -> None:
 
 @pytest.fixture(scope="module")
 def run(tiny_dirs: dict[str, Path], tmp_path_factory: pytest.TempPathFactory) -> Path:
-    data = write_mask_dataset(tmp_path_factory.mktemp("card") / "polyps", n_train=4, n_valid=2, n_test=0, seed=2)
+    data = write_mask_dataset(
+        tmp_path_factory.mktemp("card") / "polyps", n_train=4, n_valid=2, n_test=0, seed=2
+    )
     cfg = config_from_dict(
         {
             "model": {"name": str(tiny_dirs["sam"])},
@@ -65,14 +67,20 @@ def test_saved_adapter_has_a_filled_card_without_local_paths(run: Path, tiny_dir
         assert "| validation split `valid` | 2 images |" in card
         assert "2 steps" in card and "/ 7 |" in card  # length and seed
         assert f"{meta['metrics']['dice']:.4f}" in card and "prompt `center_point` (`eval.prompt`)" in card
-        assert "peft.PeftModel.from_pretrained(base" in card and 'Predictor(adapters="path/to/this/folder")' in card
+        assert (
+            "peft.PeftModel.from_pretrained(base" in card
+            and 'Predictor(adapters="path/to/this/folder")' in card
+        )
         assert "samlora train --config config.yaml --data.root PATH/TO/polyps" in card
         block = card.split("```yaml\n")[1].split("```")[0]
         replayed = yaml.safe_load(block)
         resolved = read_yaml(run / "config.yaml")
         for section in ("lora", "train", "prompts", "loss", "augment", "eval"):
             assert replayed[section] == resolved[section], section  # the block reproduces the run
-        assert replayed["data"]["root"] == "<polyps>" and replayed["model"]["name"] == Path(tiny_dirs["sam"]).name
+        assert (
+            replayed["data"]["root"] == "<polyps>"
+            and replayed["model"]["name"] == Path(tiny_dirs["sam"]).name
+        )
         config_from_dict(replayed)  # a valid config as it stands
 
 

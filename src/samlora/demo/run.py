@@ -140,6 +140,9 @@ def run_demo(
         eval_cfg = demo_config(data / "site_A", out / "unused", plan.seeds[0], plan.steps, device)
         eval_cfg.data.format = "auto"  # the sites are mask folders, the source domain COCO
         eval_cfg.eval.prompt, eval_cfg.eval.clicks = prompt, plan.clicks
+        eval_cfg.eval.feed_mask = (
+            False  # the reference model never saw a mask prompt: its mask input is untrained
+        )
         reports[prompt] = run_eval(
             eval_cfg, [r / "best" for r in runs], [data / site for site in SITES], "test", out / f"eval_{prompt}",
             base=True, device=device, retain=[source],

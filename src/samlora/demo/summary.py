@@ -146,8 +146,9 @@ def markdown(summary: dict) -> str:
     n = summary["noc85"]["clicks"]
     lines += [
         "",
-        f"Interactive clicks (each next click at the centre of the largest error, the previous mask fed "
-        f"back; NoC@85: clicks to reach IoU 0.85, at most {n}):",
+        f"Interactive clicks (click 1 at the lesion's centre, each next click at the centre of the largest "
+        f"error; no mask prompt, which the reference model was never trained with; NoC@85: clicks to reach "
+        f"IoU 0.85, at most {n}):",
         "",
         clicks_table(summary),
         "",

@@ -133,7 +133,10 @@ def write_html(
     parts = [f"<h1>{html.escape(title)}</h1>", markdown_html("\n".join(lines[:cut])), *figure_html]
     parts.append(markdown_html("\n".join(lines[cut:])))
     if panels:
-        parts.append('<h2>Panels</h2><div class="panels">')
+        heading = (
+            "" if "## Panels" in lines else "<h2>Panels</h2>"
+        )  # the markdown's own section ends the page
+        parts.append(f'{heading}<div class="panels">')
         for heading, files in panels:
             parts.append(f"<h3>{_inline(heading)}</h3>")
             for caption, path in files:

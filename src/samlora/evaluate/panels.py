@@ -40,7 +40,9 @@ def predict_drawn(
     batch = to_device([sample], loaded.preprocessing, device)
     with autocast_for(device, precision):
         if ev.prompt == "clicks":
-            run = click_rounds(model, loaded, batch, ev.clicks, [sample.ignore], ev.mask_threshold)
+            run = click_rounds(
+                model, loaded, batch, ev.clicks, [sample.ignore], ev.mask_threshold, ev.feed_mask
+            )
             logits = run.logits[-1][0]
             prompts = {"points": run.points[0].cpu().numpy(), "point_labels": run.labels[0].cpu().numpy()}
         else:

@@ -87,7 +87,9 @@ def evaluate_dataset(
             continue
         ignores = [s.ignore for s in samples]
         with autocast_for(device, precision):
-            rounds, _ = predict_rounds(model, loaded, batch, ev.prompt, ev.clicks, ignores, ev.mask_threshold)
+            rounds, _ = predict_rounds(
+                model, loaded, batch, ev.prompt, ev.clicks, ignores, ev.mask_threshold, ev.feed_mask
+            )
         per_click = [object_scores(r, batch, ignores, ev.mask_threshold) for r in rounds]
         dice, iou = per_click[-1]
         k = 0

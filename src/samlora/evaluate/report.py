@@ -41,14 +41,15 @@ PROMPT_TEXT = {
     "points": "{num_points} positive points drawn in each object (seeded, the same for every model)",
     "clicks": "interactive clicks: click 1 at each object's interior point farthest from its edge, then "
     "{clicks_minus_one} correction clicks, each at the centre of the largest error (positive in a missed "
-    "region, negative in a false one), the previous mask given back as a prompt",
+    "region, negative in a false one){mask}",
 }
 """What each ``eval.prompt`` gives every model, for report headers."""
 
 
-def prompt_text(prompt: str, clicks: int = 5, num_points: int = 3) -> str:
+def prompt_text(prompt: str, clicks: int = 5, num_points: int = 3, feed_mask: bool = True) -> str:
     """A sentence naming the evaluation prompt, e.g. for ``box``: "each object's tight bounding box"."""
-    return PROMPT_TEXT[prompt].format(num_points=num_points, clicks_minus_one=clicks - 1)
+    mask = ", the previous mask given back as a prompt" if feed_mask else ", clicks only (no mask prompt)"
+    return PROMPT_TEXT[prompt].format(num_points=num_points, clicks_minus_one=clicks - 1, mask=mask)
 
 
 @dataclass

@@ -115,8 +115,9 @@ def eval_settings(
     ev = cfg.eval
     return {
         "prompt": ev.prompt,
-        "prompt_text": prompt_text(ev.prompt, ev.clicks, ev.num_points),
+        "prompt_text": prompt_text(ev.prompt, ev.clicks, ev.num_points, ev.feed_mask),
         "clicks": ev.clicks if ev.prompt == "clicks" else None,
+        "feed_mask": ev.feed_mask if ev.prompt == "clicks" else None,
         "num_points": ev.num_points if ev.prompt == "points" else None,
         "mask_threshold": ev.mask_threshold,
         "split": split,

@@ -139,7 +139,9 @@ PROMPTABLE_TERMS = ("dice", "focal", "boundary", "iou")
 
 def _loss_terms(loss: dict[str, Any], task: str) -> str:
     keys = PROMPTABLE_TERMS if task == "promptable" else [k for k in loss if k.startswith("set_")]
-    weights = {k: loss[k] for k in keys if isinstance(loss.get(k), (int, float)) and not isinstance(loss[k], bool)}
+    weights = {
+        k: loss[k] for k in keys if isinstance(loss.get(k), (int, float)) and not isinstance(loss[k], bool)
+    }
     return ", ".join(f"{k} {v:g}" for k, v in weights.items() if v)
 
 

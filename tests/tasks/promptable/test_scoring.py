@@ -117,6 +117,9 @@ def test_click_loop_on_a_model_follows_the_protocol(tiny_dirs: dict[str, Path], 
         assert torch.equal(run.points[0][:, r : r + 1], want_points)
         assert torch.equal(run.labels[0][:, r : r + 1], want_labels)
     assert mask_prompts == [False, True, True, True]  # the previous low-res mask is fed back
+    mask_prompts.clear()
+    clicks_only = click_rounds(loaded.model, loaded, batch, clicks=2, feed_mask=False)
+    assert mask_prompts == [False, False] and torch.equal(clicks_only.points[0], run.points[0][:, :2])
     again = click_rounds(loaded.model, loaded, batch, clicks=4)
     assert all(torch.equal(a[0], b[0]) for a, b in zip(run.logits, again.logits))
     assert torch.equal(run.points[0], again.points[0])

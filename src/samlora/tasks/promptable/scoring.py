@@ -84,6 +84,7 @@ def click_rounds(
     clicks: int,
     ignores: list[torch.Tensor | None] | None = None,
     threshold: float = 0.0,
+    feed_mask: bool = True,
 ) -> ClickRounds:
     """The standard interactive evaluation (RITM, SAM's and SAM 2's 1/3/5-click figures), deterministic.
 
@@ -92,7 +93,8 @@ def click_rounds(
     click ``r`` (:func:`~samlora.data.clicks.correction_clicks` in ``center`` mode, at the original
     resolution, crowd regions in ``ignores`` never clicked): positive in a missed region, negative in
     a false one. Every click so far is given each time, with the previous low-resolution mask as the
-    mask prompt where the family takes one. One image embedding serves every click.
+    mask prompt where the family takes one and ``feed_mask`` is set. One image embedding serves
+    every click.
     """
     spec, pre = loaded.spec, loaded.preprocessing
     embeddings = encode(model, spec, batch.pixels)
@@ -103,7 +105,7 @@ def click_rounds(
     device = batch.centers.device
     points = [pre.coords_back(batch.centers[r], g) for r, g in zip(rows, batch.geoms)]  # K_i x 1 x 2
     labels = [torch.ones(len(r), 1, dtype=torch.int64, device=device) for r in rows]
-    feed_mask = "mask" in spec.prompt_types
+    feed_mask = feed_mask and "mask" in spec.prompt_types
     for _ in range(clicks - 1):
         for i, masks in enumerate(batch.masks):
             ignore = ignores[i] if ignores is not None else None
@@ -129,6 +131,7 @@ def predict_rounds(
     clicks: int = 1,
     ignores: list[torch.Tensor | None] | None = None,
     threshold: float = 0.0,
+    feed_mask: bool = True,
 ) -> tuple[list[list[torch.Tensor]], Decoded]:
     """Original-resolution logits per round (one round, or ``clicks`` rounds in clicks mode).
 
@@ -138,7 +141,7 @@ def predict_rounds(
         :func:`click_rounds`.
     """
     if mode == "clicks":
-        session = click_rounds(model, loaded, batch, clicks, ignores, threshold)
+        session = click_rounds(model, loaded, batch, clicks, ignores, threshold, feed_mask)
         return session.logits, session.first
     embeddings = encode(model, loaded.spec, batch.pixels)
     out = first_prompt(model, loaded, batch, mode, embeddings)
