@@ -160,7 +160,7 @@ def _vanilla_is_the_base(report: EvalReport, source: Path, out: Path, device: st
     from samlora.evaluate.runner import run_eval
 
     cfg = demo_config(source, out, plan.seeds[0], plan.steps, device)
-    cfg.data.format, cfg.eval.panels = "auto", 0
+    cfg.data.format, cfg.eval.prompt, cfg.eval.panels = "auto", report.settings["prompt"], 0
     bare = run_eval(cfg, [], [source], "test", out, base=True, model_name=REFERENCE_PRESET, device=device)
     vanilla = [
         (r.image, r.object, r.dice, r.iou) for r in report.results if r.model == BASE and r.dataset == SOURCE
