@@ -14,6 +14,7 @@ from collections.abc import Sequence
 import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
 
 from .compare import BASE, NOC_THRESHOLDS
 from .promptable import ObjectResult, per_image
@@ -33,7 +34,7 @@ def _png(fig: Figure) -> bytes:
 def _grid(n: int, width: float = 4.2, height: float = 3.2) -> tuple[Figure, list]:
     cols = min(n, 3)
     rows = math.ceil(n / cols)
-    fig = Figure(figsize=(width * cols, height * rows))
+    fig = Figure(figsize=(width * cols, height * rows), layout="constrained")
     axes = [fig.add_subplot(rows, cols, i + 1) for i in range(n)]
     return fig, axes
 
@@ -82,6 +83,7 @@ def click_curves(clicks: dict[str, dict[str, dict]], models: list[str], datasets
             ax.axhline(t, color="black", lw=0.8, ls="--", alpha=0.5)
         ax.set_title(ds)
         ax.set_xlabel("clicks")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.set_ylabel("mean IoU")
         ax.set_ylim(0, 1.02)
         ax.grid(alpha=0.3)
