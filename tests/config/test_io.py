@@ -133,3 +133,10 @@ def test_preset_contents() -> None:
         4, 1.0, ["vision_encoder"], ["all-linear"], ["mask_decoder"]
     )  # fmt: skip
     assert yaml.safe_load((REPO / "configs" / "medical.yaml").read_text())["lora"]["alpha"] == 1
+
+
+def test_eval_clicks_is_the_interactive_protocols_budget() -> None:
+    assert config_from_dict({"eval": {"prompt": "clicks", "clicks": 20}}).eval.clicks == 20
+    for bad in (0, 21):
+        with pytest.raises(ConfigError, match=r"'eval.clicks' must be in \[1, 20\]"):
+            config_from_dict({"eval": {"clicks": bad}})

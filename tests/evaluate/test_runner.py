@@ -71,10 +71,19 @@ def test_adapter_beats_vanilla_on_overfitted_images(
         areas[row["image"]] = areas.get(row["image"], 0) + int(row["area"])
     for image, area in areas.items():  # the objects of a binary mask are its connected components
         assert area == int((np.asarray(Image.open(data / image.replace("images", "masks"))) > 0).sum())
-    panels = sorted((out / "panels" / data.name).glob("*.png"))
+    panels = sorted((out / "panels" / data.name / "run").glob("*.png"))
     assert any(p.name.startswith("worst_") for p in panels) and any(
         p.name.startswith("best_") for p in panels
     )
+    assert "Prompt: each object's tight bounding box (`eval.prompt box`)." in md and "split `train`" in md
+    assert "| run − vanilla |" in md  # the paired difference, with its CI and Wilcoxon p
+    paired = report["paired"][0]
+    assert (paired["model"], paired["against"], paired["n"]) == ("run", "vanilla", 4)
+    assert paired["ci_low"] <= paired["mean"] <= paired["ci_high"] and 0 <= paired["p"] <= 1
+    assert paired["mean"] == pytest.approx(dice["run"] - dice["vanilla"])
+    page = (out / "report.html").read_text()
+    assert page.count("data:image/") >= 2 + len(panels)
+    assert 'src="http' not in page and "<script" not in page and "<link" not in page  # self-contained
 
 
 def test_table_over_seeds_and_datasets(
@@ -182,3 +191,101 @@ def test_data_test_split_names_the_split_eval_reads(runs: list[Path], data: Path
 def test_eval_needs_something(tmp_path: Path, capsys) -> None:
     assert main(["eval", "--datasets", str(tmp_path)]) == 2
     assert "nothing to evaluate" in capsys.readouterr().err
+
+
+def flat_folder(root: Path, n: int = 6) -> Path:
+    """``images/`` + ``masks/`` directly in ``root``: no split folders, no split lists."""
+    flat = write_mask_dataset(root, n_train=n, n_valid=0, n_test=0, seed=3)
+    split_dir = next(p for p in flat.iterdir() if p.is_dir())
+    for child in split_dir.iterdir():
+        child.rename(flat / child.name)
+    split_dir.rmdir()
+    return flat
+
+
+def test_split_all_evaluates_a_flat_folder_and_the_hint_says_how(
+    runs: list[Path], tmp_path: Path, capsys
+) -> None:
+    flat = flat_folder(tmp_path / "flat")
+    args = [
+        "eval",
+        str(runs[0]),
+        "--datasets",
+        str(flat),
+        "--eval.panels",
+        "0",
+        "--output",
+        str(tmp_path / "e"),
+    ]
+    assert main(args + ["--split", "test"]) == 2
+    err = capsys.readouterr().err
+    assert "has no 'test' split" in err and "data.test_fraction" in err and "--split all" in err
+    assert main(args + ["--split", "all"]) == 0
+    report = json.loads((tmp_path / "e" / "report.json").read_text())
+    assert report["per_image"]["run"]["flat"]["dice"]["n"] == 6 and report["settings"]["split"] == "all"
+
+
+def test_retain_compares_on_the_home_domain_and_vanilla_is_the_base_exactly(
+    runs: list[Path], data: Path, tmp_path: Path, tiny_dirs: dict[str, Path], capsys
+) -> None:
+    home = write_mask_dataset(tmp_path / "home", n_train=0, n_valid=0, n_test=3, seed=21)
+    out = tmp_path / "eval"
+    common = ["--eval.panels", "0", "--eval.prompt", "clicks", "--eval.clicks", "3"]
+    args = [
+        "eval",
+        str(runs[0]),
+        "--datasets",
+        str(data),
+        "--retain",
+        str(home),
+        "--base",
+        "--output",
+        str(out),
+    ]
+    assert main(args + common) == 0
+    printed = capsys.readouterr().out
+    assert "| home | run |" in printed and "NoC@85" in printed
+    report = json.loads((out / "report.json").read_text())
+    assert report["datasets"] == [data.name, "home"] and report["settings"]["retain"] == ["home"]
+    [row] = report["retention"]
+    assert (row["model"], row["against"], row["dataset"], row["n"]) == ("run", "vanilla", "home", 3)
+    want = "drop" if row["ci_high"] < 0 else ("gain" if row["ci_low"] > 0 else "kept")
+    assert row["verdict"] == want
+    md = (out / "report.md").read_text()
+    assert "## Retention on the base model's home domain" in md and "| home | run |" in md
+    assert (
+        set(report["clicks"]["run"]) == {data.name, "home"}
+        and len(report["clicks"]["run"]["home"]["iou"]) == 3
+    )
+
+    # the adapter switched off is the base model: a base-only evaluation gives the vanilla figures exactly
+    alone = tmp_path / "alone"
+    base_only = [
+        "eval",
+        "--base",
+        "--model.name",
+        str(tiny_dirs["sam"]),
+        "--datasets",
+        str(home),
+        "--output",
+        str(alone),
+    ]
+    assert main(base_only + common) == 0
+    vanilla = [
+        r
+        for r in csv.DictReader((out / "per_object.csv").open())
+        if r["model"] == "vanilla" and r["dataset"] == "home"
+    ]
+    plain = list(csv.DictReader((alone / "per_object.csv").open()))
+    assert [(r["image"], r["dice"], r["iou"]) for r in vanilla] == [
+        (r["image"], r["dice"], r["iou"]) for r in plain
+    ]
+
+    assert (
+        main(["eval", str(runs[0]), "--datasets", str(data), "--retain", str(home), "--output", str(out)])
+        == 2
+    )
+    assert (
+        "--retain compares the adapters with the vanilla base model there: add --base"
+        in capsys.readouterr().err
+    )

@@ -53,3 +53,38 @@ def test_summarize():
     assert h["mean"] == pytest.approx(3.0) and h["n"] == 2 and h["n_nan"] == 1
     assert out["none"]["n"] == 0 and math.isnan(out["none"]["mean"]) and math.isnan(out["none"]["std"])
     assert summarize({"x": [5.0]})["x"]["std"] == 0.0
+
+
+def test_paired_difference_equals_scipy_on_a_test_vector():
+    import numpy as np
+    from scipy import stats
+
+    from samlora.evaluate.statistics import paired_difference
+
+    adapter = [0.91, 0.85, 0.78, 0.88, 0.95, 0.70, 0.82, 0.90]
+    vanilla = [0.80, 0.86, 0.60, 0.75, 0.90, 0.72, 0.65, 0.81]
+    d = np.subtract(adapter, vanilla)
+    got = paired_difference(adapter, vanilla, resamples=2000, seed=3)
+    assert got["n"] == 8 and got["mean"] == pytest.approx(float(d.mean()))
+    want = stats.bootstrap(
+        (d,), np.mean, n_resamples=2000, method="percentile", random_state=np.random.default_rng(3)
+    ).confidence_interval
+    assert (got["ci_low"], got["ci_high"]) == pytest.approx((want.low, want.high))
+    assert got["ci_low"] < got["mean"] < got["ci_high"]
+    assert got["p"] == pytest.approx(stats.wilcoxon(d).pvalue)
+    # by hand: five positive differences of distinct sizes -> exact two-sided p = 2 / 2**5
+    assert paired_difference([1.0, 2, 3, 4, 5], [0.0] * 5)["p"] == pytest.approx(0.0625)
+    assert paired_difference(adapter, vanilla, seed=3) == paired_difference(adapter, vanilla, seed=3)
+
+
+def test_paired_difference_identical_models_nan_and_mismatch():
+    from samlora.evaluate.statistics import paired_difference
+
+    same = paired_difference([0.5, 0.7, 0.9], [0.5, 0.7, 0.9])
+    assert same == {"n": 3, "confidence": 0.95, "mean": 0.0, "ci_low": 0.0, "ci_high": 0.0, "p": 1.0}
+    dropped = paired_difference([0.5, float("nan"), 0.9, 0.4], [0.4, 0.7, float("nan"), 0.1])
+    assert dropped["n"] == 2 and dropped["mean"] == pytest.approx(0.2)
+    one = paired_difference([0.9], [0.5])
+    assert one["n"] == 1 and one["ci_low"] == one["ci_high"] == pytest.approx(0.4) and math.isnan(one["p"])
+    with pytest.raises(ValueError, match="pair up"):
+        paired_difference([1.0, 2.0], [1.0])

@@ -23,7 +23,11 @@ def eval_parser() -> ArgumentParser:
         "more data sets. Rows = models (e.g. one adapter per seed), columns = data sets, cells = mean Dice ± 95% CI."
     )
     parser.add_argument(
-        "adapters", nargs="*", default=[], help="Adapter folders or run folders (RUN means RUN/best)."
+        "adapters",
+        nargs="*",
+        default=[],
+        help="Adapter folders or run folders (RUN means RUN/best), or a folder holding run folders "
+        "(e.g. the parent of `train --seeds`' OUTPUT_s1 OUTPUT_s2 ...: every run in it, by name).",
     )
     parser.add_argument(
         "--datasets",
@@ -34,7 +38,15 @@ def eval_parser() -> ArgumentParser:
     parser.add_argument(
         "--split",
         default=None,
-        help="Split of each data set to evaluate (default: data.test_split, i.e. test).",
+        help="Split of each data set to evaluate (default: data.test_split, i.e. test); 'all' takes every "
+        "image of a flat images/ + masks/ folder.",
+    )
+    parser.add_argument(
+        "--retain",
+        nargs="+",
+        default=None,
+        help="Data roots of the base model's home domain (what it could already do): the report compares "
+        "vanilla and each adapter there and flags a drop beyond the CI. Needs --base.",
     )
     parser.add_argument(
         "--base", action="store_true", help="Also evaluate the vanilla base model with the same prompts."
@@ -52,13 +64,30 @@ def eval_parser() -> ArgumentParser:
     return parser
 
 
+def adapter_folders(paths: list[str]) -> list[Path]:
+    """Adapter folders of the positional arguments: ``RUN`` -> ``RUN/best``; a folder that is no
+    adapter or run but holds run folders (``train --seeds``) -> each of them, sorted by name."""
+    from samlora.lora.adapters import adapter_folder
+
+    out: list[Path] = []
+    for path in paths:
+        folder = Path(path)
+        found = adapter_folder(folder)
+        if found == folder and folder.is_dir() and not (folder / "adapter_config.json").is_file():
+            runs = sorted(p for p in folder.iterdir() if adapter_folder(p) != p)
+            if runs:
+                out += [adapter_folder(r) for r in runs]
+                continue
+        out.append(found)
+    return out
+
+
 @handles("eval")
 def run_eval_cmd(args: dict[str, Any]) -> int:
     from samlora.evaluate.runner import run_eval
     from samlora.io.disk import check_writable
-    from samlora.lora.adapters import adapter_folder
 
-    adapters = [adapter_folder(a) for a in args.get("adapters") or []]
+    adapters = adapter_folders(args.get("adapters") or [])
     run_dirs = [a.parent for a in adapters if (a.parent / "config.yaml").is_file()]
     if args.get("config") is None and run_dirs:
         # start from the first run's resolved config, then apply the flags
@@ -77,11 +106,15 @@ def run_eval_cmd(args: dict[str, Any]) -> int:
     report = run_eval(
         cfg, adapters, datasets, args.get("split") or cfg.data.test_split, output, base=bool(args.get("base")),
         model_name=(args.get("model") or {}).get("name"),
-        device=args["device"], precision=args["precision"],
+        device=args["device"], precision=args["precision"], retain=args.get("retain"),
     )  # fmt: skip
     if isinstance(report, dict):  # concept models: mAP / cgF1
         print((Path(output) / "report.md").read_text())
     else:
-        print(report.table("dice"))
-    print(f"\nreports in {output}")
+        print("\n".join(report.header()) + "\n\n" + report.table("dice"))
+        if report.clicks:
+            print("\n" + report.clicks_table())
+        if report.retained:
+            print("\n" + report.retention_table())
+    print(f"\nreports in {output} (open {Path(output) / 'report.html'})")
     return 0

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from jsonargparse import ArgumentParser
@@ -23,6 +24,14 @@ def train_parser() -> ArgumentParser:
         help="Continue the run in this output folder from its last saved state; with --train.max_steps N or "
         "--train.epochs N, extend it (finished or not) to that length, every other setting kept.",
     )
+    parser.add_argument(
+        "--seeds",
+        type=int,
+        nargs="+",
+        default=None,
+        help="Train one run per seed (train.seed), into OUTPUT_s1, OUTPUT_s2, ... (OUTPUT: output.dir), "
+        "one after the other; then print the `samlora eval` command that compares them.",
+    )
     add_config_arguments(parser)
     return parser
 
@@ -30,13 +39,15 @@ def train_parser() -> ArgumentParser:
 @handles("train")
 def run_train(args: dict[str, Any]) -> int:
     resume = args.get("resume")
+    if args.get("seeds"):
+        return _train_seeds(args)
     extend = None
     if resume:
         from samlora.errors import ConfigError
         from samlora.training.extend import EXTENDABLE, run_progress
 
         length = {k: v for k, v in (args.get("train") or {}).items() if k in EXTENDABLE}
-        given = sorted(k for k in args if k not in ("resume", "train") and args[k] not in (None, {}))
+        given = sorted(k for k in args if k not in ("resume", "seeds", "train") and args[k] not in (None, {}))
         given += sorted(f"train.{k}" for k in args.get("train") or {} if k not in EXTENDABLE)
         if given:
             raise ConfigError(
@@ -63,4 +74,45 @@ def run_train(args: dict[str, Any]) -> int:
         return 0
     value = "n/a" if result.best_value is None else f"{result.best_value:.4f}"
     print(f"best {result.best_metric}: {value}\nadapter: {result.best_dir}\nrun: {result.run_dir}")
+    return 0
+
+
+def seed_dirs(output: str, seeds: list[int]) -> list[str]:
+    """``OUTPUT_s1``, ``OUTPUT_s2``, ...: one run folder per seed."""
+    return [f"{output.rstrip('/')}_s{s}" for s in seeds]
+
+
+def _train_seeds(args: dict[str, Any]) -> int:
+    """``--seeds``: the same config once per seed; then the comparison command."""
+    from samlora.errors import ConfigError
+    from samlora.training.trainer import train
+
+    seeds = list(args["seeds"])
+    if args.get("resume"):
+        raise ConfigError(
+            ["--seeds starts new runs; resume each run with --resume OUTPUT_sN"], "the command line"
+        )
+    if len(set(seeds)) != len(seeds):
+        raise ConfigError([f"--seeds lists a seed twice: {seeds}"], "the command line")
+    output = resolve_config(args).output.dir
+    runs = []
+    for seed, folder in zip(seeds, seed_dirs(output, seeds)):
+        own = dict(args)
+        own["train"] = {**(args.get("train") or {}), "seed": seed}
+        own["output"] = {**(args.get("output") or {}), "dir": folder}
+        result = train(resolve_config(own))
+        if not result.is_main_process:
+            continue
+        value = "n/a" if result.best_value is None else f"{result.best_value:.4f}"
+        print(f"seed {seed}: best {result.best_metric} {value}, adapter {result.best_dir}")
+        runs.append(str(result.run_dir))
+    if runs:
+        parent = Path(runs[0]).parent
+        print("\ncompare the seeds with the vanilla base model:")
+        print(f"  samlora eval {' '.join(runs)} --base")
+        alone = all(Path(r).parent == parent for r in runs) and sorted(
+            str(p) for p in parent.iterdir() if (p / "best").is_dir()
+        ) == sorted(runs)
+        if alone:
+            print(f"  (or: samlora eval {parent} --base, every run in {parent})")
     return 0

@@ -358,7 +358,10 @@ def validate_values(cfg: Config) -> list[str]:
         f"'loss.boundary_width' must be at least 1, got {cfg.loss.boundary_width}",
     )
     need(ev.num_points >= 1, f"'eval.num_points' must be at least 1, got {ev.num_points}")
-    need(ev.clicks >= 1, f"'eval.clicks' must be at least 1, got {ev.clicks}")
+    need(
+        1 <= ev.clicks <= 20,
+        f"'eval.clicks' must be in [1, 20] (the interactive protocol's 20-click budget), got {ev.clicks}",
+    )
     need(ev.batch_size >= 1, f"'eval.batch_size' must be at least 1, got {ev.batch_size}")
     need(0 <= ev.score_threshold <= 1, f"'eval.score_threshold' must be in [0, 1], got {ev.score_threshold}")
     need(0 < ev.nms_iou <= 1, f"'eval.nms_iou' must be in (0, 1], got {ev.nms_iou}")

@@ -244,7 +244,11 @@ class EvalConfig:
     num_points: int = 3
     """Points per object in points mode."""
     clicks: int = 5
-    """Correction clicks in clicks mode (metric reported after each)."""
+    """Clicks per object in clicks mode, 1-20 (the first at the object's centre, then one per
+    correction; Dice/IoU after each, NoC@85/NoC@90 capped at this number)."""
+    feed_mask: bool = True
+    """Clicks mode: give the previous low-res mask back as the mask prompt with each click (SAM's
+    protocol); false for a model never trained with mask prompts, whose mask input is untrained."""
     batch_size: int = 4
     """Images per forward pass."""
     mask_threshold: float = 0.0

@@ -32,6 +32,7 @@ def correction_clicks(
     gt_masks: torch.Tensor,
     generator: torch.Generator | None = None,
     mode: Literal["random", "center"] = "random",
+    ignore: torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """One correction click per object.
 
@@ -51,6 +52,9 @@ def correction_clicks(
             error region's boundary (image border included), in whichever of the
             two regions has the larger such distance (false negatives on a tie);
             loops over objects on the CPU for the distance transform.
+        ignore: ``H x W`` or ``N x H x W`` bool pixels that are neither object
+            nor background (COCO crowd regions): never clicked, errors there
+            do not count. ``None``: every pixel counts.
 
     Returns:
         ``points``: ``N x 1 x 2`` float32 ``XY`` pixel centres, and
@@ -70,6 +74,9 @@ def correction_clicks(
     gt = gt_masks.to(device).bool()
     fn = gt & ~pred
     fp = pred & ~gt
+    if ignore is not None:
+        keep = ~ignore.to(device).bool()
+        fn, fp = fn & keep, fp & keep
     n, h, w = pred.shape
     if n == 0 or h * w == 0:
         return torch.zeros(n, 1, 2, device=device), torch.full(

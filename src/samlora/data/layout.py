@@ -179,10 +179,21 @@ def open_split(root: Path | str, split: str, format: str = "auto", **mask_option
         if only.how == "file":
             log.debug("%s has a single COCO file; using it as the '%s' split", root, split)
             source = only
+    flat = all(s.format == "masks" and s.how in ("seeded", "list", "rest") for s in splits.values())
+    if source is None and flat and split == "all":  # every image of a flat images/ + masks/ folder
+        return read_mask_folder(root, None, **mask_options)
     if source is None:
+        hint = (
+            f" This is a flat images/ + masks/ folder: get a '{split}' split with data.test_fraction (e.g. "
+            "--data.test_fraction 0.2, a seeded split shared by every training seed; set it when training "
+            "too, so those images are held out) or evaluate every image with --split all."
+            if flat
+            else ""
+        )
         raise DataError(
             f"{root} has no '{split}' split; splits found: {', '.join(splits) or 'none'} (folder holds: "
             f"{_contents(root)}). Fix: name one of them (train: --data.train_split / --data.valid_split; eval and data check: --split)"
+            + hint
         )
     return _open(root, source, split, mask_options)
 

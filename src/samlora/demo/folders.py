@@ -191,3 +191,40 @@ def write_target_sites(
     }
     (out_root / INFO_FILE).write_text(json.dumps(info, indent=2) + "\n")
     return folders
+
+
+SOURCE_KEY = (0, 2)
+"""Spawn key of the source domain's held-out test split (the reference model's model-card test images)."""
+
+
+def write_source_test(out_dir: Path | str, n: int, seed: int = 0, size: int = 256) -> Path:
+    """Write ``n`` held-out images of the reference model's synthetic source domain as a COCO folder.
+
+    The images are those of the model card's test split (``python -m samlora.demo.pretrain``, seed
+    ``seed``, same generator and key), its overlapping objects as separate RLE instances, so the
+    folder reads the same whatever ``data.mask_type`` says. Layout: ``out_dir/test/*.png`` +
+    ``out_dir/test/_annotations.coco.json`` (a Roboflow-style split); returns ``out_dir``.
+    """
+    from pycocotools import mask as mask_utils
+
+    from .domains import source_image
+
+    folder = Path(out_dir) / "test"
+    folder.mkdir(parents=True, exist_ok=True)
+    images, annotations = [], []
+    for i in range(n):
+        image, masks = source_image(derived_rng(seed, *SOURCE_KEY, i), size=size)
+        name = f"test_{i:04d}.png"
+        Image.fromarray(image).save(folder / name, format="PNG", compress_level=1)
+        images.append({"id": i + 1, "file_name": name, "height": image.shape[0], "width": image.shape[1]})
+        for mask in masks:
+            rle = mask_utils.encode(np.asfortranarray(mask.astype(np.uint8)))
+            x, y, w, h = (float(v) for v in mask_utils.toBbox(rle))
+            rle["counts"] = rle["counts"].decode("ascii")
+            annotations.append(
+                {"id": len(annotations) + 1, "image_id": i + 1, "category_id": 1, "segmentation": rle,
+                 "area": float(mask.sum()), "bbox": [x, y, w, h], "iscrowd": 0}
+            )  # fmt: skip
+    coco = {"images": images, "annotations": annotations, "categories": [{"id": 1, "name": "object"}]}
+    (folder / "_annotations.coco.json").write_text(json.dumps(coco) + "\n")
+    return Path(out_dir)

@@ -6,9 +6,11 @@
    domain, shipped in the package).
 3. Fine-tune it on site A with the blog's setting (rank 4, alpha 1, LoRA on
    every linear layer of the image encoder, mask decoder trained) for each seed.
-4. Evaluate vanilla and every seed on A's test split and on B, C, D, with
-   identical prompts; write the table, the parameter report, the adapter size,
-   loss curves and image | truth | LoRA | vanilla panels, and print the table.
+4. Evaluate vanilla and every seed on A's test split, on B, C, D and on held-out
+   images of the reference model's own source domain (retention), with identical
+   prompts: interactive clicks (Dice after 1/3/5 clicks, NoC@85) and the tight
+   box; write the tables, paired statistics, report.html with plots and panels,
+   the parameter report, the adapter size and loss curves; print the tables.
 """
 
 from __future__ import annotations
@@ -20,8 +22,6 @@ import time
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-import numpy as np
-
 from samlora.config import Config, config_from_dict
 from samlora.evaluate.report import BASE, EvalReport
 from samlora.lora.counts import format_report, parameter_report
@@ -29,12 +29,14 @@ from samlora.lora.plan import apply_lora
 from samlora.models.loading import load_model
 from samlora.models.presets import REFERENCE_PRESET, preset_folder
 
+from .summary import SOURCE, markdown, summarize_reports
+
 log = logging.getLogger(__name__)
 SITES = ("site_A", "site_B", "site_C", "site_D")
 IMAGE_SIZE = 256
 """Side of the generated target-domain images, pixels."""
-PROMPTS = ("center_point", "box")
-"""Evaluation prompts: the harder single click first (its run draws the panels)."""
+PROMPTS = ("clicks", "box")
+"""Evaluation prompts: interactive clicks (click 1 is the centre point) and the tight box."""
 
 
 @dataclass(frozen=True)
@@ -46,10 +48,14 @@ class DemoPlan:
     n_train: int
     n_valid: int
     n_test: int
+    n_source: int = 40
+    """Held-out source-domain images (retention)."""
+    clicks: int = 20
+    """Click budget of the interactive evaluation (NoC@85 is capped at it)."""
 
 
-FULL = DemoPlan(seeds=(1, 2, 3), steps=480, n_train=200, n_valid=40, n_test=80)
-QUICK = DemoPlan(seeds=(1,), steps=90, n_train=120, n_valid=24, n_test=40)
+FULL = DemoPlan(seeds=(1, 2, 3), steps=480, n_train=200, n_valid=40, n_test=80, n_source=40, clicks=20)
+QUICK = DemoPlan(seeds=(1,), steps=90, n_train=120, n_valid=24, n_test=40, n_source=12, clicks=5)
 
 
 def demo_config(data: Path, out: Path, seed: int, steps: int, device: str = "auto") -> Config:
@@ -107,7 +113,7 @@ def run_demo(
     from samlora.training.trainer import train
 
     from .estimate import TrainingEstimate
-    from .folders import write_target_sites
+    from .folders import write_source_test, write_target_sites
 
     plan = QUICK if quick else FULL
     if steps is not None:
@@ -139,24 +145,42 @@ def run_demo(
                 runs.append(train(cfg).run_dir)
         else:
             runs.append(train(cfg).run_dir)
+    source = data / SOURCE
+    annotations = source / "test" / "_annotations.coco.json"
+    if not annotations.is_file() or len(json.loads(annotations.read_text())["images"]) != plan.n_source:
+        log.info("writing %d held-out source-domain images to %s", plan.n_source, source)
+        write_source_test(source, plan.n_source)
     reports = {}
     for prompt in PROMPTS:
         eval_cfg = demo_config(data / "site_A", out / "unused", plan.seeds[0], plan.steps, device)
-        eval_cfg.eval.prompt = prompt
-        eval_cfg.eval.panels = eval_cfg.eval.panels if prompt == PROMPTS[0] else 0
-        reports[prompt] = run_eval(
-            eval_cfg,
-            [r / "best" for r in runs],
-            [data / site for site in SITES],
-            "test",
-            out / f"eval_{prompt}",
-            base=True,
-            device=device,
+        eval_cfg.data.format = "auto"  # the sites are mask folders, the source domain COCO
+        eval_cfg.eval.prompt, eval_cfg.eval.clicks = prompt, plan.clicks
+        eval_cfg.eval.feed_mask = (
+            False  # the reference model never saw a mask prompt: its mask input is untrained
         )
-    summary = _summarize(reports, runs, reference, before, time.perf_counter() - started, plan)
+        reports[prompt] = run_eval(
+            eval_cfg, [r / "best" for r in runs], [data / site for site in SITES], "test", out / f"eval_{prompt}",
+            base=True, device=device, retain=[source],
+        )  # fmt: skip
+    exact = _vanilla_is_the_base(reports["box"], source, out / "eval_base_only", device, plan)
+    summary = _summarize(reports, runs, reference, before, time.perf_counter() - started, plan, exact)
     (out / "results.json").write_text(json.dumps(summary, indent=2) + "\n")
-    (out / "README.md").write_text(_markdown(summary, reports))
+    (out / "README.md").write_text(markdown(summary))
     return summary
+
+
+def _vanilla_is_the_base(report: EvalReport, source: Path, out: Path, device: str, plan: DemoPlan) -> bool:
+    """Evaluate the bare reference model (no adapter loaded) on the source domain: its per-object
+    figures must equal the vanilla row, which is the adapters' model with the adapters switched off."""
+    from samlora.evaluate.runner import run_eval
+
+    cfg = demo_config(source, out, plan.seeds[0], plan.steps, device)
+    cfg.data.format, cfg.eval.prompt, cfg.eval.panels = "auto", report.settings["prompt"], 0
+    bare = run_eval(cfg, [], [source], "test", out, base=True, model_name=REFERENCE_PRESET, device=device)
+    vanilla = [
+        (r.image, r.object, r.dice, r.iou) for r in report.results if r.model == BASE and r.dataset == SOURCE
+    ]
+    return vanilla == [(r.image, r.object, r.dice, r.iou) for r in bare.results]
 
 
 def _summarize(
@@ -166,29 +190,16 @@ def _summarize(
     before: str,
     seconds: float,
     plan: DemoPlan,
+    exact: bool,
 ) -> dict:
-    """What ``results.json`` holds: per prompt, vanilla and LoRA (mean ± std over seeds) Dice per site."""
+    """What ``results.json`` holds: the evaluation figures (:mod:`.summary`), parameters and sizes."""
     loaded = load_model(REFERENCE_PRESET)
     model, _ = apply_lora(loaded.model, loaded.spec, demo_config(Path("."), Path("."), 0, 1).lora)
     counts = parameter_report(model, loaded.spec)
     adapter_bytes = (runs[0] / "best" / "adapter_model.safetensors").stat().st_size
-    dice = {}
-    for prompt, report in reports.items():
-        adapters = [m for m in report.models if m != BASE]
-        dice[prompt] = {
-            "vanilla": {ds: report.cells[BASE][ds]["dice"]["mean"] for ds in report.datasets},
-            "lora": {
-                ds: {
-                    "mean": float(np.mean([report.cells[m][ds]["dice"]["mean"] for m in adapters])),
-                    "std": _sample_std([report.cells[m][ds]["dice"]["mean"] for m in adapters]),
-                    "seeds": [report.cells[m][ds]["dice"]["mean"] for m in adapters],
-                }
-                for ds in report.datasets
-            },
-        }
     return {
         "plan": plan.__dict__ | {"seeds": list(plan.seeds)},
-        "dice": dice,
+        **summarize_reports(reports, list(SITES), exact),
         "parameter_report": format_report(counts),
         "trainable_parameters": sum(c.trainable for c in counts.values()),
         "adapter_bytes": adapter_bytes,
@@ -196,51 +207,3 @@ def _summarize(
         "seconds": round(seconds, 1),
         "runs": [str(r) for r in runs],
     }
-
-
-def _sample_std(values: list[float]) -> float:
-    """Standard deviation over seeds with Bessel's correction (0 for a single seed)."""
-    return float(np.std(values, ddof=1)) if len(values) > 1 else 0.0
-
-
-PROMPT_TEXT = {
-    "center_point": "one click: the lesion's interior point farthest from its edge",
-    "box": "the lesion's tight bounding box",
-}
-
-
-def summary_table(summary: dict, prompt: str) -> str:
-    """Markdown table of one prompt: vanilla and LoRA (mean ± std over seeds) Dice per site."""
-    cells = summary["dice"][prompt]
-    sites = list(cells["vanilla"])
-    n = len(summary["plan"]["seeds"])
-    lines = [f"| model | {' | '.join(sites)} |", "|---|" + "---|" * len(sites)]
-    lines.append("| vanilla | " + " | ".join(f"{cells['vanilla'][s]:.3f}" for s in sites) + " |")
-    lora = [f"{cells['lora'][s]['mean']:.3f} ± {cells['lora'][s]['std']:.3f}" for s in sites]
-    lines.append(f"| LoRA ({n} seed{'s' if n > 1 else ''}) | " + " | ".join(lora) + " |")
-    return "\n".join(lines)
-
-
-def _markdown(summary: dict, reports: dict[str, EvalReport]) -> str:
-    lines = [
-        "# samlora demo: LoRA adapts a pretrained segmenter to a shifted domain",
-        "",
-        f"Mean Dice per test image, vanilla reference model vs LoRA (mean ± std over seeds "
-        f"{summary['plan']['seeds']}). Site A is the training site; B, C, D are unseen.",
-    ]
-    for prompt in summary["dice"]:
-        lines += ["", f"Prompt: {PROMPT_TEXT[prompt]}.", "", summary_table(summary, prompt)]
-    lines += [
-        "",
-        f"Trainable parameters: {summary['trainable_parameters']:,}; adapter file: "
-        f"{summary['adapter_bytes'] / 1024:.0f} KiB; base weights unchanged: {summary['base_unchanged']}; "
-        f"wall time {summary['seconds']:.0f} s.",
-        "",
-        "```",
-        summary["parameter_report"],
-        "```",
-        "",
-        "Per-model tables with confidence intervals: eval_*/report.md. Loss curves: "
-        "runs/seed_*/loss_curve.png. Panels: eval_center_point/panels/ (image | truth | LoRA | vanilla).",
-    ]
-    return "\n".join(lines) + "\n"

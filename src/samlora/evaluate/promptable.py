@@ -53,6 +53,9 @@ class ObjectResult:
     boundary_f1: float
     hd95: float
     dice_per_click: list[float] = field(default_factory=list)
+    """Clicks mode: Dice after click 1..N (the last equals ``dice``); empty otherwise."""
+    iou_per_click: list[float] = field(default_factory=list)
+    """Clicks mode: IoU after click 1..N."""
 
 
 @torch.no_grad()
@@ -77,15 +80,18 @@ def evaluate_dataset(
         cfg.train.num_workers,
     )
     results: list[ObjectResult] = []
+    clicks_mode = ev.prompt == "clicks"
     for samples in loader:
         batch = to_device(samples, loaded.preprocessing, device)
         if batch.num_objects == 0:
             continue
-        with autocast_for(device, precision):
-            rounds, _ = predict_rounds(model, loaded, batch, ev.prompt, ev.clicks)
         ignores = [s.ignore for s in samples]
-        per_click = [object_scores(r, batch, ignores, ev.mask_threshold)[0].tolist() for r in rounds]
-        dice, iou = object_scores(rounds[-1], batch, ignores, ev.mask_threshold)
+        with autocast_for(device, precision):
+            rounds, _ = predict_rounds(
+                model, loaded, batch, ev.prompt, ev.clicks, ignores, ev.mask_threshold, ev.feed_mask
+            )
+        per_click = [object_scores(r, batch, ignores, ev.mask_threshold) for r in rounds]
+        dice, iou = per_click[-1]
         k = 0
         for i, sample in enumerate(samples):
             pred_all = (rounds[-1][i] > ev.mask_threshold).cpu().numpy()
@@ -106,7 +112,8 @@ def evaluate_dataset(
                         iou=float(iou[k]),
                         boundary_f1=boundary_f1(pred, target, ev.boundary_tolerance),
                         hd95=hd95(pred, target),
-                        dice_per_click=[float(c[k]) for c in per_click] if len(rounds) > 1 else [],
+                        dice_per_click=[float(d[k]) for d, _ in per_click] if clicks_mode else [],
+                        iou_per_click=[float(u[k]) for _, u in per_click] if clicks_mode else [],
                     )
                 )
                 k += 1

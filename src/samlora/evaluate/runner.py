@@ -3,24 +3,25 @@
 from __future__ import annotations
 
 import logging
+from datetime import datetime, timezone
 from pathlib import Path
 
-import numpy as np
-import peft
-import torch
-
+from samlora import __version__
 from samlora.config import Config
 from samlora.data.layout import open_split
 from samlora.errors import SamloraError
-from samlora.lora.adapters import load_adapter, read_adapter, use_adapter
+from samlora.lora.adapters import read_adapter
 from samlora.models.device import pick_device
 from samlora.models.loading import load_model
 from samlora.tasks.common import checked, mask_options
 from samlora.tasks.promptable.data import PromptableDataset
 
-from .draw import overlay, panel
-from .promptable import evaluate_dataset, per_image
-from .report import BASE, EvalReport, model_label, summarize_results, write_report
+from .detections import concept_figures, concept_panels
+from .page import write_html
+from .panels import draw_panels
+from .promptable import evaluate_dataset
+from .report import BASE, EvalReport, prompt_text, summarize_results, write_report
+from .rows import active, load_rows
 
 log = logging.getLogger(__name__)
 
@@ -57,6 +58,7 @@ def run_eval(
     model_name: str | None = None,
     device: str = "auto",
     precision: str = "no",
+    retain: list[str | Path] | None = None,
 ) -> EvalReport:
     """Evaluate the base (if ``base``) and every adapter on every data set; write the reports.
 
@@ -65,26 +67,27 @@ def run_eval(
         adapters: adapter folders (``RUN/best``), one table row each.
         datasets: data roots, one table column each (split ``split`` of each).
         model_name: base model; default: the one the first adapter records.
+        retain: data roots marked as the base model's home domain (evaluated as columns too, after
+            ``datasets`` unless listed there): the report compares vanilla and each adapter there and
+            flags a drop beyond the CI.
     """
     if not adapters and not base:
         raise SamloraError("nothing to evaluate: give adapter folders and/or --base")
+    retain = [Path(r) for r in retain or []]
+    if retain and not base:
+        raise SamloraError("--retain compares the adapters with the vanilla base model there: add --base")
+    roots = [Path(d) for d in datasets]
+    roots += [r for r in retain if r.resolve() not in {d.resolve() for d in roots}]
     metas = [read_adapter(a) for a in adapters]
     name = model_name or (metas[0].get("base_model") if metas else None) or cfg.model.name
     dev = pick_device(device)
     loaded = load_model(name, family=cfg.model.family, device=dev)
     if loaded.spec.task != "promptable":
-        return run_concept_eval(cfg, loaded, adapters, datasets, split, output, base, dev, precision)
-    model: torch.nn.Module = loaded.model
-    labels = []
-    for i, folder in enumerate(adapters):
-        label = model_label(folder)
-        label = label if label not in labels and label != BASE else f"{label}-{i}"
-        model = load_adapter(loaded, model, folder, adapter_name=f"a{i}")
-        model.to(dev)
-        labels.append(label)
+        return run_concept_eval(cfg, loaded, adapters, roots, split, output, base, dev, precision)
+    model, labels = load_rows(loaded, adapters, dev)
     rows = ([BASE] if base else []) + labels
-    columns, splits = dataset_labels(datasets), []
-    for root in datasets:
+    columns, splits = dataset_labels(roots), []
+    for root in roots:
         ds = checked(
             open_split(root, split, cfg.data.format, **mask_options(cfg)),
             cfg.train.num_workers,
@@ -94,72 +97,41 @@ def run_eval(
     results = []
     for row in rows:
         for col, dataset in zip(columns, splits):
-            with _active(model, row, labels):
+            with active(model, row, labels):
                 log.info("evaluating %s on %s (%d images)", row, col, len(dataset))
                 results += evaluate_dataset(model, loaded, dataset, cfg, row, col, dev, precision)
-    report = summarize_results(results, rows, columns)
+    home = [col for col, root in zip(columns, roots) if root.resolve() in {r.resolve() for r in retain}]
+    settings = eval_settings(cfg, split, name, dict(zip(labels, adapters)), dict(zip(columns, roots)), home)
+    report = summarize_results(results, rows, columns, retain=home, settings=settings)
     out = Path(output)
-    write_report(report, out)
     if cfg.eval.panels:
-        draw_panels(model, loaded, cfg, report, rows, labels, columns, splits, out, dev, precision)
+        report.panels = draw_panels(
+            model, loaded, cfg, results, rows, labels, columns, splits, out, dev, precision
+        )
+    write_report(report, out)
     return report
 
 
-class _active:
-    """Context: make ``row`` the active model (an adapter, or the vanilla base with adapters disabled)."""
-
-    def __init__(self, model: torch.nn.Module, row: str, labels: list[str]):
-        self.model, self.row, self.labels = model, row, labels
-        self.ctx = None
-
-    def __enter__(self) -> None:
-        if self.row == BASE:
-            if isinstance(self.model, peft.PeftModel):
-                self.ctx = self.model.disable_adapter()
-                self.ctx.__enter__()
-        else:
-            use_adapter(self.model, f"a{self.labels.index(self.row)}")
-
-    def __exit__(self, *exc) -> None:
-        if self.ctx is not None:
-            self.ctx.__exit__(*exc)
-
-
-def draw_panels(model, loaded, cfg, report, rows, labels, columns, splits, out, dev, precision) -> None:
-    """image | truth | adapter | vanilla panels of the N worst and N best images per data set."""
-    ranked_by = labels[0] if labels else BASE
-    for col, dataset in zip(columns, splits):
-        scores = per_image([r for r in report.results if r.model == ranked_by and r.dataset == col])
-        if not scores:
-            continue
-        names = {rec.file_name: i for i, rec in enumerate(dataset.split.images)}
-        order = sorted(scores, key=lambda image: scores[image]["dice"])
-        n = min(cfg.eval.panels, len(order))
-        chosen = [("worst", order[:n]), ("best", order[::-1][:n])]
-        for kind, images in chosen:
-            for rank, image in enumerate(images):
-                index = names[image]
-                sample = dataset[index]
-                picture = sample.image.permute(1, 2, 0).numpy()
-                tiles = [("image", picture), ("ground truth", overlay(picture, sample.masks.numpy()))]
-                for row in ([ranked_by] if ranked_by != BASE else []) + ([BASE] if BASE in rows else []):
-                    with _active(model, row, labels):
-                        masks = _predict_masks(model, loaded, dataset, index, cfg, dev, precision)
-                    title = f"{row} dice {np.mean([r.dice for r in report.results if r.model == row and r.dataset == col and r.image == image]):.3f}"
-                    tiles.append((title, overlay(picture, masks)))
-                safe = str(Path(image).with_suffix("")).replace("/", "_")
-                panel(tiles, path=out / "panels" / col / f"{kind}_{rank + 1:02d}_{safe}.png")
-
-
-def _predict_masks(model, loaded, dataset, index, cfg, dev, precision) -> np.ndarray:
-    from samlora.models.device import autocast_for
-    from samlora.tasks.promptable.scoring import predict_rounds
-    from samlora.tasks.promptable.segmenter import to_device
-
-    batch = to_device([dataset[index]], loaded.preprocessing, dev)
-    with torch.no_grad(), autocast_for(dev, precision):
-        rounds, _ = predict_rounds(model, loaded, batch, cfg.eval.prompt, cfg.eval.clicks)
-    return (rounds[-1][0] > cfg.eval.mask_threshold).cpu().numpy()
+def eval_settings(
+    cfg: Config, split: str, base_model: str, adapters: dict, datasets: dict, retain: list[str]
+) -> dict:
+    """The report header: the prompt every model got and what every row shares."""
+    ev = cfg.eval
+    return {
+        "prompt": ev.prompt,
+        "prompt_text": prompt_text(ev.prompt, ev.clicks, ev.num_points, ev.feed_mask),
+        "clicks": ev.clicks if ev.prompt == "clicks" else None,
+        "feed_mask": ev.feed_mask if ev.prompt == "clicks" else None,
+        "num_points": ev.num_points if ev.prompt == "points" else None,
+        "mask_threshold": ev.mask_threshold,
+        "split": split,
+        "base_model": base_model,
+        "adapters": {k: str(v) for k, v in adapters.items()},
+        "datasets": {k: str(v) for k, v in datasets.items()},
+        "retain": retain,
+        "samlora_version": __version__,
+        "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+    }
 
 
 def run_concept_eval(cfg, loaded, adapters, datasets, split, output, base, dev, precision) -> dict:
@@ -171,19 +143,15 @@ def run_concept_eval(cfg, loaded, adapters, datasets, split, output, base, dev, 
     from samlora.tasks.concept.report import write_concept_report
     from samlora.tasks.concept.scoring import ConceptCollector, concept_metrics, evaluate_batch, post_from
 
-    model: torch.nn.Module = loaded.model
-    labels = []
-    for i, folder in enumerate(adapters):
-        label = model_label(folder)
-        labels.append(label if label not in labels and label != BASE else f"{label}-{i}")
-        model = load_adapter(loaded, model, folder, adapter_name=f"a{i}")
-    model.to(dev).eval()
+    model, labels = load_rows(loaded, adapters, dev)
+    model.eval()
     rows = ([BASE] if base else []) + labels
     loss_fn, post = set_loss_from(cfg), post_from(cfg)
     mask_size = target_size(cfg, loaded.preprocessing)  # the loss's targets, as in training
     table: dict[str, dict[str, dict]] = {}
     predictions: dict[tuple[str, str], list[dict]] = {}
     columns = dataset_labels(datasets)
+    out, panels = Path(output), []
     for root, column in zip(datasets, columns):
         ds = checked(
             open_split(root, split, cfg.data.format, **mask_options(cfg)),
@@ -193,7 +161,7 @@ def run_concept_eval(cfg, loaded, adapters, datasets, split, output, base, dev, 
         dataset = ConceptDataset(ds, cfg, train=False, all_categories=True)
         for row in rows:
             collector = ConceptCollector(categories=dataset.names)
-            with _active(model, row, labels):
+            with active(model, row, labels):
                 loader = make_loader(
                     dataset, range(len(dataset)), cfg.eval.batch_size, list, cfg.train.num_workers
                 )
@@ -204,4 +172,26 @@ def run_concept_eval(cfg, loaded, adapters, datasets, split, output, base, dev, 
             metrics["categories"] = {int(k): v for k, v in dataset.names.items()}
             table.setdefault(row, {})[column] = metrics
             predictions[(row, column)] = collector.results
-    return write_concept_report(Path(output), rows, columns, table, predictions)
+        if cfg.eval.panels:
+            found = {row: predictions[(row, column)] for row in rows}
+            panels += concept_panels(
+                dataset,
+                column,
+                collector.ground_truth(),
+                found,
+                cfg.eval.score_threshold,
+                cfg.eval.panels,
+                out,
+            )
+    report = write_concept_report(out, rows, columns, table, predictions)
+    sections = [
+        (
+            f"{c}: text prompts and detections",
+            [(p["image"], out / p["file"]) for p in panels if p["dataset"] == c],
+        )
+        for c in columns
+    ]
+    title = "samlora concept evaluation"
+    figures = concept_figures(table, rows, columns)
+    write_html(out, title, (out / "report.md").read_text(), figures, [s for s in sections if s[1]])
+    return report

@@ -34,6 +34,7 @@ from samlora.io.readers import decode_text, parse_json, safetensors_names
 from samlora.models.loading import LoadedModel, load_model
 from samlora.models.processor import PROCESSOR_CLASSES, save_processor_files
 
+from .card import write_model_card
 from .merged_card import CARD_FILE, merged_model_card, transformers_usage
 from .plan import peft_wrapping
 
@@ -98,6 +99,7 @@ def save_adapter(
             sub.rmdir()
         faults.point("write", tmp / META_FILE)
         (tmp / META_FILE).write_text(json.dumps(metadata, indent=2) + "\n")
+        write_model_card(tmp, metadata)  # README.md: replaces PEFT's empty template
     return folder
 
 

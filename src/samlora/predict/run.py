@@ -30,7 +30,7 @@ from PIL import Image
 
 from samlora.data.images import IMAGE_EXTENSIONS, load_image
 from samlora.errors import DataError, PromptError, SamloraError
-from samlora.evaluate.draw import overlay, panel
+from samlora.evaluate.draw import draw_labels, draw_prompts, overlay, panel
 from samlora.tasks.concept.scoring import rle, xywh
 from samlora.tasks.postprocess import PostProcess
 
@@ -234,7 +234,7 @@ def run_predict(
             ids = [cats[lab] for lab in pred.labels] if pred.labels is not None else [
                 own.category_ids[k] if own.category_ids else 1 for k in pred.prompt_index.tolist()
             ]  # fmt: skip
-            pending.append(writers.submit(_write, out, name, pixels, pred, image_id, ids, draw_boxes))
+            pending.append(writers.submit(_write, out, name, pixels, pred, image_id, ids, draw_boxes, own))
             detections += collect(2 * WRITERS)  # a bounded queue: predictions wait in memory briefly
             done.append((i, name, pixels, own, pred))
         if compare:  # after the chunk: vanilla encodes the chunk once, in one pass
@@ -269,14 +269,22 @@ def _write(
     image_id: int,
     category_ids: list[int],
     draw_boxes: bool,
+    prompts: ImagePrompts | None = None,
 ) -> tuple[int, list[dict]]:
     """Write one image's overlay and mask PNGs (empty masks are no detection); returns the count and
-    its COCO results. Runs in a writer thread (Pillow's PNG encoder and pycocotools release the GIL)."""
+    its COCO results. Runs in a writer thread (Pillow's PNG encoder and pycocotools release the GIL).
+
+    Text prompts: each detection's box and label in its mask's colour. Box and point prompts: the
+    user's prompts drawn apart from the prediction (dashed box, +/- clicks), the label at the mask.
+    """
     results: list[dict] = []
     keep = [k for k in range(len(pred)) if pred.masks[k].any()]
     masks, scores = pred.masks[keep], pred.scores[keep]
     labels = [f"{pred.labels[k] if pred.labels else 'object'} {pred.scores[k]:.2f}" for k in keep]
-    picture = overlay(pixels, masks, boxes=pred.boxes[keep] if draw_boxes else None, labels=labels)
+    index = pred.prompt_index[keep] if pred.prompt_index is not None else None
+    picture = _drawn(
+        pixels, masks, pred.boxes[keep], labels, prompts if draw_boxes else None, draw_boxes, index
+    )
     (out / "overlays" / name).parent.mkdir(parents=True, exist_ok=True)
     (out / "masks" / name).parent.mkdir(parents=True, exist_ok=True)
     Image.fromarray(picture).save(out / "overlays" / f"{name}.png")
@@ -313,7 +321,10 @@ def _compare(
         base = _run_one(predictor, prompts, texts, post)
     finally:
         predictor.use(active)
-    tiles = [(f"{active}", overlay(pixels, pred.masks)), ("vanilla", overlay(pixels, base.masks))]
+    tiles = [
+        (f"{active}", _drawn(pixels, pred.masks, prompts=prompts)),
+        ("vanilla", _drawn(pixels, base.masks, prompts=prompts)),
+    ]
     if prompts.annotations:
         from pycocotools import mask as mask_utils
 
@@ -357,3 +368,32 @@ def _predict_to_file(
     finally:
         shutil.rmtree(work, ignore_errors=True)
     return summary
+
+
+def _drawn(
+    pixels: np.ndarray,
+    masks: np.ndarray,
+    boxes: np.ndarray | None = None,
+    labels: list[str] | None = None,
+    prompts: ImagePrompts | None = None,
+    draw_boxes: bool = False,
+    prompt_index: np.ndarray | None = None,
+) -> np.ndarray:
+    """Masks with labels; for box and point prompts, the user's prompts drawn apart from them.
+
+    Text prompts: each detection's box in its mask's colour, its label at the box. Box and point
+    prompts: the user's dashed box / +- clicks (never the predicted mask's box), each label above
+    the box it answers (``prompt_index``), or above its mask for point prompts.
+    """
+    if prompts is None or not prompts:
+        return overlay(pixels, masks, boxes=boxes if draw_boxes else None, labels=labels)
+    picture = draw_prompts(
+        overlay(pixels, masks), boxes=prompts.boxes or None, points=prompts.points or None,
+        point_labels=prompts.labels or None, numbered=False,
+    )  # fmt: skip
+    if not labels or boxes is None:
+        return picture
+    anchors = [[float(b[0]), float(b[1])] for b in np.asarray(boxes, dtype=float)]
+    if prompts.boxes and prompt_index is not None:
+        anchors = [[float(v) for v in prompts.boxes[int(j)][:2]] for j in prompt_index]
+    return draw_labels(picture, anchors, labels)

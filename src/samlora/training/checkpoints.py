@@ -14,6 +14,8 @@ from samlora.config import Config
 from samlora.errors import TrainingError
 from samlora.io.disk import describe, fix_for, is_disk_fault
 from samlora.lora.adapters import META_FILE, adapter_metadata, save_adapter, save_model_folder
+from samlora.lora.card import run_facts
+from samlora.lora.counts import parameter_report
 from samlora.models.loading import LoadedModel
 
 from .state import STATE_DIR, save_state, state_step
@@ -35,6 +37,16 @@ class Checkpoints:
         self.accelerator, self.cfg, self.run_dir = accelerator, cfg, run_dir
         self.loaded, self.model = loaded, model
         self.full = not cfg.lora.components
+        self.facts: dict = {}
+
+    def describe(self, train_set, valid_set) -> None:
+        """Record what the saved folders' model cards tell: data, parameter counts, the config."""
+        counts = parameter_report(self.model, self.loaded.spec).values()
+        split = train_set.split
+        self.facts = run_facts(
+            self.cfg, sum(c.trainable for c in counts), sum(c.base for c in counts),
+            len(train_set), len(valid_set) if valid_set is not None else 0, split.category_names,
+        )  # fmt: skip
 
     def trainable_weights(self) -> dict[str, torch.Tensor]:
         return {n: p.detach().cpu().clone() for n, p in self.model.named_parameters() if p.requires_grad}
@@ -98,6 +110,7 @@ class Checkpoints:
         meta = adapter_metadata(
             self.loaded, self.cfg.lora, class_names=task.class_names, metrics=metrics, step=step
         )
+        meta["training"] = self.facts
         try:
             for name in targets:
                 if self.full:

@@ -233,6 +233,7 @@ class Trainer:
         task = make_task(self.loaded, cfg)
         best_metric = self._best_metric(task)
         train_set, valid_set = task.datasets()
+        self.checkpoints.describe(train_set, valid_set)  # for the saved folders' model cards
         available = batches_per_epoch(len(train_set), acc.num_processes, tr.batch_size)
         if available < tr.grad_accum:
             raise TrainingError(

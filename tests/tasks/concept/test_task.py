@@ -140,6 +140,13 @@ def test_eval_writes_map_and_cgf1(tiny_dirs: dict[str, Path], coco: Path, tmp_pa
     md = (out / "report.md").read_text()
     assert "cgF1" in md and "predictions vs" in md and "negative" in md
     assert "mAP" in capsys.readouterr().out
+    curve = cell["pr_curve_50"]  # precision at COCOeval's recall points, IoU 0.50
+    assert len(curve["recall"]) == len(curve["precision"]) and all(0 <= p <= 1 for p in curve["precision"])
+    panels = sorted((out / "panels" / coco.name).glob("*.png"))
+    assert len(panels) == 4  # eval.panels images: image | ground truth | run | vanilla, detections drawn
+    page = (out / "report.html").read_text()
+    assert "AP (IoU 0.50:0.95) per category" in page and "precision against recall" in page
+    assert page.count("data:image/") == 2 + len(panels) and "text prompts and detections" in page
 
 
 def test_predict_with_adapter_and_prompts(tiny_dirs: dict[str, Path], coco: Path, tmp_path: Path) -> None:

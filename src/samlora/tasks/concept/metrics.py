@@ -146,8 +146,8 @@ def coco_map(gt: dict, results: list[dict], iou_types: Sequence[str] = ("segm",)
         iou_types: any of ``"segm"`` and ``"bbox"``.
 
     Returns:
-        For ``segm``: ``mAP`` (IoU 0.50:0.95), ``mAP50``, ``mAP75`` and ``per_category_AP``
-        ``{category_id: AP}``; for ``bbox`` the same keys prefixed ``bbox_``. Also ``num_images``,
+        For ``segm``: ``mAP`` (IoU 0.50:0.95), ``mAP50``, ``mAP75``, ``per_category_AP``
+        ``{category_id: AP}`` and ``pr_curve_50`` (``recall`` and mean ``precision`` lists at IoU 0.50); for ``bbox`` the same keys prefixed ``bbox_``. Also ``num_images``,
         ``num_results``. APs are in [0, 1]; a category without ground truth has AP NaN and is left out
         of the means (COCO's convention); with no ground truth at all the means are NaN.
     """
@@ -173,7 +173,23 @@ def coco_map(gt: dict, results: list[dict], iou_types: Sequence[str] = ("segm",)
             _plain(cat_id): _ap(precision[:, :, k, all_area, last_det])
             for k, cat_id in enumerate(evaluator.params.catIds)
         }
+        out[prefix + "pr_curve_50"] = _pr_curve(
+            precision[0, :, :, all_area, last_det], evaluator.params.recThrs
+        )
     return out
+
+
+def _pr_curve(precision: np.ndarray, recalls: np.ndarray) -> dict[str, list[float]]:
+    """Precision at each of COCOeval's recall thresholds (``R x K`` at one IoU), mean over the
+    categories defined there; recall points where no category is defined are left out."""
+    defined = precision > -1
+    counts = defined.sum(axis=1)
+    sums = np.where(defined, precision, 0.0).sum(axis=1)
+    keep = counts > 0
+    return {
+        "recall": [float(r) for r in np.asarray(recalls)[keep]],
+        "precision": [float(v) for v in sums[keep] / counts[keep]],
+    }
 
 
 # --------------------------------------------------------------------------------------------- cgF1

@@ -201,6 +201,7 @@ def concept_metrics(gt: dict, results: list[dict], score_threshold: float) -> di
         "mAP50": maps["mAP50"],
         "mAP75": maps["mAP75"],
         "per_category_AP": maps["per_category_AP"],
+        "pr_curve_50": maps["pr_curve_50"],
         "cgF1": d["cgf1"],
         "cgF1_50": d["cgf1_50"],
         "cgF1_75": d["cgf1_75"],

@@ -129,7 +129,9 @@ class PromptableTask:
             if batch.num_objects == 0:
                 continue
             with accelerator.autocast():
-                rounds, first = predict_rounds(model, self.loaded, batch, ev.prompt, ev.clicks)
+                rounds, first = predict_rounds(
+                    model, self.loaded, batch, ev.prompt, ev.clicks, feed_mask=ev.feed_mask
+                )
                 loss, _ = self.objective([first], batch, self.objective.targets(batch))
             dice, iou = object_scores(rounds[-1], batch, [s.ignore for s in samples], ev.mask_threshold)
             n = batch.num_objects
