@@ -57,7 +57,7 @@ def test_promptable_family_exports_and_verifies(family: str, exports: dict[str, 
         and "| fp32 | prompt_decoder |" in card
         and "passed" in card
     )
-    assert "| rank | 2 |" in card and "samlora predict photo.jpg --onnx" in card
+    assert "| rank / alpha / dropout | 2 /" in card and "samlora predict photo.jpg --onnx" in card
 
 
 def test_cli_prints_figures_and_refuses_existing_output(

@@ -65,10 +65,11 @@ def test_folder_is_complete(family: str, merged: dict[str, Path]) -> None:
     card = (folder / "README.md").read_text()
     assert (
         card.startswith("---\nlibrary_name: transformers")
-        and "| rank | 2 |" in card
+        and "| rank / alpha / dropout | 2 /" in card
         and "| dice | 0.5000 |" in card
     )
     assert str(base.spec.model_class) in card and "AutoProcessor.from_pretrained" in card
+    assert "## Preprocessing" in card and str(folder.parent.parent) not in card  # no path of this machine
     model = transformers.AutoModel.from_pretrained(folder)
     assert type(model).__name__ == base.spec.model_class
     assert (

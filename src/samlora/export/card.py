@@ -1,10 +1,10 @@
-"""The model card (``README.md``) of an ONNX export, through the same writer as a merged folder's card."""
+"""The model card (``README.md``) of an ONNX export, through the writer of every samlora card (:mod:`samlora.lora.card`)."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from samlora.lora.merged_card import merged_model_card
+from samlora.lora.card import model_card, preprocessing_text
 
 
 def _graph_table(description: dict[str, Any]) -> str:
@@ -42,36 +42,30 @@ def _verification(description: dict[str, Any]) -> str:
 def onnx_card(meta: dict[str, Any], description: dict[str, Any]) -> str:
     """Markdown card of an export folder: the adapter's story, the graphs, how to run them, the verification."""
     family = description["family"]
-    sections = {"Graphs": _graph_table(description)}
+    merged = (
+        f"with the adapter `{meta['merged_from'].rstrip('/').split('/')[-1]}` merged into the weights"
+        if meta.get("merged_from")
+        else "of the model as loaded"
+    )
+    sections = {
+        "Export": f"ONNX graphs written by `samlora export onnx` {merged} "
+        f"(opset {description['opset']}, {description['exporter']} exporter).",
+        "Graphs": _graph_table(description),
+        "Preprocessing": preprocessing_text(description["preprocessing"]),
+        "Verification": _verification(description),
+    }
     if description.get("not_exported"):
         sections["Not exported"] = (
             f"Only the vision encoder of this {family} model is exported (the per-image cost). Not exported: "
             f"{', '.join(description['not_exported'])}, so text prompts cannot run from this folder alone: run them "
             "with `samlora predict --model ... --prompt TEXT` in PyTorch."
         )
+        run = 'Run the encoder with onnxruntime (`onnxruntime.InferenceSession("<graph>.onnx")`), as `export.json` says.'
     else:
-        sections["Run it"] = (
+        run = (
             "`samlora predict photo.jpg --onnx THIS_FOLDER --box X1 Y1 X2 Y2` runs it on onnxruntime with the "
             "prompts, post-processing and outputs of `samlora predict`. Elsewhere, follow `export.json`: "
             "preprocess as its `preprocessing` says, run `image_encoder` once per image, then `prompt_decoder` "
             "(or `prompt_decoder_multimask`) for any number of prompts with the token convention under `prompts`."
         )
-    sections["Verification"] = _verification(description)
-    return merged_model_card(
-        meta,
-        title=f"{family} ONNX export"
-        + (f" of {meta['merged_from'].rstrip('/').split('/')[-1]}" if meta.get("merged_from") else ""),
-        summary=(
-            "ONNX graphs written by `samlora export onnx` "
-            + (
-                "with the adapter merged into the weights"
-                if meta.get("merged_from")
-                else "of the model as loaded"
-            )
-            + f" (opset {description['opset']}, {description['exporter']} exporter)."
-        ),
-        preprocessing=description["preprocessing"],
-        sections=sections,
-        library="onnx",
-        tags=["onnx", family],
-    )
+    return model_card(meta, kind="onnx", sections=sections, load=run)

@@ -22,7 +22,7 @@ import torch
 from samlora import __version__
 from samlora.errors import ExportError
 from samlora.io.atomic import replacing_dir
-from samlora.lora.merged_card import CARD_FILE
+from samlora.lora.card import CARD_FILE
 from samlora.models.loading import LoadedModel
 
 from .card import onnx_card

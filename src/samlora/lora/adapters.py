@@ -34,8 +34,7 @@ from samlora.io.readers import decode_text, parse_json, safetensors_names
 from samlora.models.loading import LoadedModel, load_model
 from samlora.models.processor import PROCESSOR_CLASSES, save_processor_files
 
-from .card import write_model_card
-from .merged_card import CARD_FILE, merged_model_card, transformers_usage
+from .card import CARD_FILE, model_card, preprocessing_text, transformers_usage, write_model_card
 from .plan import peft_wrapping
 
 log = logging.getLogger(__name__)
@@ -404,19 +403,11 @@ def export_merged(
 
 
 def _merged_folder_card(meta: dict[str, Any], loaded: LoadedModel) -> str:
-    """The model card of a merged folder (see :func:`~samlora.lora.merged_card.merged_model_card`)."""
-    pre, spec = loaded.preprocessing, loaded.spec
-    return merged_model_card(
+    """The model card of a merged folder: the adapter's card, its preprocessing and plain-transformers usage."""
+    spec = loaded.spec
+    return model_card(
         meta,
-        title=f"{Path(str(meta.get('merged_from', 'model'))).name} merged into {meta.get('base_model')}",
-        summary=(
-            f"A complete `transformers` model folder: a samlora LoRA adapter merged into the weights of its "
-            f"base model (`{spec.model_class}`), with the processor settings samlora uses."
-        ),
-        preprocessing=dataclasses.asdict(pre),
-        sections={
-            "Use with transformers": transformers_usage(
-                spec.model_class, PROCESSOR_CLASSES[spec.name][0], spec.task == "concept"
-            )
-        },
+        kind="merged",
+        sections={"Preprocessing": preprocessing_text(dataclasses.asdict(loaded.preprocessing))},
+        load=transformers_usage(spec.model_class, PROCESSOR_CLASSES[spec.name][0], spec.task == "concept"),
     )

@@ -91,14 +91,17 @@ def _front_matter(meta: dict[str, Any], kind: Kind) -> str:
     family = meta.get("family", "")
     task = meta.get("task", "promptable")
     header: dict[str, Any] = {}
-    if kind == "adapter":
-        header["library_name"] = "peft"
-    elif kind == "merged":
-        header["library_name"] = "transformers"
+    header["library_name"] = {"adapter": "peft", "merged": "transformers", "onnx": "onnx"}[kind]
     if on_hub:
         header["base_model"] = base
     header["pipeline_tag"] = "mask-generation" if task == "promptable" else "image-segmentation"
-    header["tags"] = ["samlora", "segment-anything", family, "lora", *(["peft"] if kind == "adapter" else [])]
+    header["tags"] = [
+        "samlora",
+        "segment-anything",
+        family,
+        "lora",
+        *({"adapter": ["peft"], "onnx": ["onnx"]}.get(kind, [])),
+    ]
     return "---\n" + yaml.safe_dump(header, sort_keys=False) + "---\n"
 
 
@@ -194,9 +197,17 @@ def _load_section(meta: dict[str, Any], base: str, kind: Kind) -> str:
 
 
 def model_card(
-    meta: dict[str, Any], adapter_config: dict[str, Any] | None = None, kind: Kind = "adapter"
+    meta: dict[str, Any],
+    adapter_config: dict[str, Any] | None = None,
+    kind: Kind = "adapter",
+    sections: dict[str, str] | None = None,
+    load: str | None = None,
 ) -> str:
-    """The card (front matter + Markdown) of a saved folder described by ``meta`` (``samlora.json``)."""
+    """The card (front matter + Markdown) of a saved folder described by ``meta`` (``samlora.json``).
+
+    ``sections`` (heading -> Markdown) are added before "How to load"; ``load`` replaces that section's
+    body (a merged folder's or an export's own usage).
+    """
     base, on_hub = public_model_name(str(meta.get("base_model", "")))
     training = meta.get("training", {})
     family, task = meta.get("family", "?"), meta.get("task", "promptable")
@@ -231,7 +242,9 @@ def model_card(
         "",
         "## LoRA",
         "",
-        _table(_lora_rows(meta, adapter_config or {})),
+        _table(_lora_rows(meta, adapter_config or {}))
+        if meta.get("lora")
+        else "No adapter: this is the base model as it was loaded.",
     ]
     data = training.get("data")
     if data:
@@ -283,7 +296,11 @@ def model_card(
             _table([(k, _number(k, v)) for k, v in metrics.items()]),
         ]
     else:
-        lines.append(f"No validation split: saved at step {meta.get('step')} without metrics.")
+        lines.append(
+            "No metrics were recorded with this model."
+            if meta.get("step") is None
+            else f"No validation split: saved at step {meta.get('step')} without metrics."
+        )
     if config:
         lines += [
             "",
@@ -296,7 +313,9 @@ def model_card(
             yaml.safe_dump(config, sort_keys=False).rstrip(),
             "```",
         ]
-    lines += ["", "## How to load", "", _load_section(meta, base, kind), ""]
+    for heading, body in (sections or {}).items():
+        lines += ["", f"## {heading}", "", body.strip()]
+    lines += ["", "## How to load", "", load or _load_section(meta, base, kind), ""]
     return "\n".join(lines)
 
 
@@ -311,3 +330,47 @@ def write_model_card(folder: str | Path, meta: dict[str, Any], kind: Kind = "ada
     path = folder / CARD_FILE
     path.write_text(model_card(meta, adapter_config, kind))
     return path
+
+
+def preprocessing_text(pre: dict[str, Any]) -> str:
+    """The "Preprocessing" section of a deployed model's card, from its ``image_size``, ``resize``,
+    ``mean`` and ``std``: what a runtime without samlora must do to an image and its prompts."""
+    resize = (
+        "longest side resized to S, padded bottom/right to S x S"
+        if pre.get("resize") == "longest_side"
+        else "both sides resized to S"
+    )
+    return (
+        f"RGB uint8 -> {resize} (S = {pre.get('image_size')}, bilinear), scaled to 0..1, normalised with mean "
+        f"{list(pre.get('mean', []))} and std {list(pre.get('std', []))}; prompt coordinates are pixels of the "
+        "original image scaled by the same factors, and mask logits are upsampled to S x S, cropped to the "
+        "resized image and resized to the original size."
+    )
+
+
+def transformers_usage(model_class: str, processor_class: str, concept: bool) -> str:
+    """How to load a merged folder with plain transformers classes (and with samlora)."""
+    if concept:
+        call = (
+            'inputs = processor(images=image, text="crack", return_tensors="pt")\noutputs = model(**inputs)\n'
+        )
+        post = 'results = processor.post_process_instance_segmentation(outputs, target_sizes=inputs["original_sizes"])'
+        cli = "--prompt crack"
+    else:
+        call = (
+            'inputs = processor(images=image, input_boxes=[[[x1, y1, x2, y2]]], return_tensors="pt")\n'
+            "outputs = model(**inputs, multimask_output=False)\n"
+        )
+        post = 'masks = processor.post_process_masks(outputs.pred_masks, inputs["original_sizes"])'
+        cli = "--box X1 Y1 X2 Y2"
+    return f"""```python
+from PIL import Image
+import transformers
+
+model = transformers.AutoModel.from_pretrained("THIS_FOLDER")          # {model_class}
+processor = transformers.AutoProcessor.from_pretrained("THIS_FOLDER")  # {processor_class}
+image = Image.open("photo.jpg").convert("RGB")
+{call}{post}
+```
+
+Or with samlora: `samlora predict photo.jpg --model THIS_FOLDER {cli}`."""
