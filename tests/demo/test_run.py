@@ -45,6 +45,10 @@ def test_quick_demo_lora_beats_vanilla_and_leaves_the_base_bit_identical(
     retention = summary["retention"]
     assert retention["vanilla_exact"] is True  # the adapter switched off is the base model, exactly
     assert {s["verdict"] for s in retention["box"]["seeds"]} <= {"drop", "kept", "gain"}
+    for prompt in ("box", "clicks"):  # the table's means and its paired difference describe the same Dice
+        row = retention[prompt]
+        paired = row["seeds"][0]["mean"]
+        assert row["lora"]["seeds"][0] - row["vanilla"] == pytest.approx(paired, abs=1e-9)
 
     # what the demo promises to write
     assert 0 < summary["adapter_bytes"] < 4 * 2**20  # LoRA + the fully trained mask decoder, fp32

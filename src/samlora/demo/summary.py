@@ -58,14 +58,11 @@ def summarize_reports(reports: dict[str, EvalReport], sites: list[str], exact: b
         "lora": {s: over_seeds([clicks.clicks[m][s]["noc85"] for m in adapters]) for s in sites},
     }
     retention = {"dataset": SOURCE, "vanilla_exact": exact}
-    for prompt, report in (("box", box), ("click_1", clicks)):
-        vanilla = dice_after(report, BASE, SOURCE, 1 if prompt == "click_1" else None)
+    for prompt, report in (("box", box), ("clicks", clicks)):  # the report's own paired rows: final Dice
         rows = {r["model"]: r for r in report.retained}
         retention[prompt] = {
-            "vanilla": vanilla,
-            "lora": over_seeds(
-                [dice_after(report, m, SOURCE, 1 if prompt == "click_1" else None) for m in adapters]
-            ),
+            "vanilla": dice_after(report, BASE, SOURCE),
+            "lora": over_seeds([dice_after(report, m, SOURCE) for m in adapters]),
             "seeds": [
                 {k: rows[m][k] for k in ("model", "mean", "ci_low", "ci_high", "p", "n", "verdict")}
                 for m in adapters
@@ -116,7 +113,8 @@ def retention_table(summary: dict) -> str:
     """Markdown: on the source domain, vanilla vs LoRA per seed with the paired CI and the verdict."""
     r = summary["retention"]
     lines = ["| prompt | vanilla | LoRA | seed: LoRA − vanilla [95% CI], verdict |", "|---|---|---|---|"]
-    for prompt, name in (("box", "tight box"), ("click_1", "one click")):
+    names = {"box": "tight box", "clicks": f"{summary['noc85']['clicks']} clicks"}
+    for prompt, name in names.items():
         seeds = "; ".join(
             f"{s['model']}: {s['mean']:+.3f} [{s['ci_low']:+.3f}, {s['ci_high']:+.3f}], {s['verdict']}"
             for s in r[prompt]["seeds"]

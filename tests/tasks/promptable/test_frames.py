@@ -61,3 +61,15 @@ def test_masks_boxes_and_points_agree(tiny_dirs: dict[str, Path], data: Path, au
         sample = splits.images[0]
         pixels = loaded.preprocessing.images([torch.from_numpy(sample.image.copy()).permute(2, 0, 1)])
         torch.testing.assert_close(batch.pixels[:1], pixels, atol=1e-4, rtol=0)
+
+
+def test_dilation_by_rows_then_columns_is_the_square_neighbourhood() -> None:
+    from samlora.tasks.promptable.frames import dilate
+
+    g = torch.Generator().manual_seed(0)
+    masks = torch.rand(3, 40, 33, generator=g) > 0.97
+    masks[1] = False  # an empty mask stays empty
+    for margin in (1, 2, 4, 9, 20, 50):  # 50: beyond the image
+        square = torch.nn.functional.max_pool2d(masks[:, None].float(), 2 * margin + 1, 1, margin)[:, 0] > 0
+        assert torch.equal(dilate(masks, margin), square)
+    assert not dilate(masks, 5)[1].any()
