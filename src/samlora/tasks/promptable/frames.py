@@ -18,7 +18,6 @@ Coordinates are pixels of the input frame; the batch's geometries are the identi
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 
 from samlora.config import Config
 from samlora.data.warp import warp_batch
