@@ -7,7 +7,10 @@ reference model (256 px, longest side). Augmentation on (flip, scale jitter, col
   read its mask (no augmentation, no objects, no prompts);
 - samlora first epoch: the start-up data check that decodes every file once into the cache
   (JPEG draft mode, label layers) and one epoch of training items;
-- samlora cached epochs: an epoch of training items from the cache;
+- samlora cached epochs: an epoch of training items from the cache. As in ``samlora train``, items
+  from the kept cache are made in the main process whatever ``train.num_workers`` says (passing
+  them between processes costs more than making them); ``workers`` then only parallelise the
+  first epoch's data check, which decodes every file (threads);
 - ``+ device``: the same, with the batch made on the device (augmentation, masks, boxes,
   points); here the "device" is this machine's CPU, so this is the worst case.
 
@@ -26,11 +29,12 @@ from torch.utils.data import DataLoader
 
 from samlora.config import config_from_dict
 from samlora.data.layout import open_split
-from samlora.data.loader import make_loader
+from samlora.data.loader import EpochLoader
 from samlora.models.loading import load_model
 from samlora.tasks.common import open_training_splits
 from samlora.tasks.promptable.data import PromptableDataset
 from samlora.tasks.promptable.frames import frame_batch
+from samlora.tasks.promptable.task import PromptableTask
 
 BATCH = 2
 
@@ -88,11 +92,16 @@ def main() -> None:
 
         def ours(workers: int, first: bool, device: bool):
             def run():
-                if first or "splits" not in state:
-                    state["splits"] = open_training_splits(cfg, pre.frame)
-                splits = state["splits"]
-                dataset = PromptableDataset(splits.train, cfg, train=True, images=splits.images)
-                for items in make_loader(dataset, range(n), BATCH, list, workers):
+                key = f"loader{workers}"
+                if first or key not in state:  # a run's start: the check, the cache, the workers
+                    splits = open_training_splits(cfg, pre.frame)
+                    dataset = PromptableDataset(splits.train, cfg, train=True, images=splits.images)
+                    set_epoch = PromptableTask.set_epoch
+                    own = 0 if dataset.items_in_process else workers  # as the trainer chooses
+                    state[key] = EpochLoader(dataset, BATCH, list, own, set_epoch)
+                    state["epoch"] = 0
+                state["epoch"] += 1  # later epochs of the same run reuse its workers
+                for items in state[key].epoch(state["epoch"], range(n)):
                     if device:
                         frame_batch(items, pre, cfg, torch.device("cpu"))
 

@@ -76,7 +76,8 @@ def bare_loop(model_dir: str, pairs: list, steps: int) -> float:
                 )
                 index.append(b)
         pixels = (pixels - mean) / std
-        emb = model.get_image_embeddings(pixels)
+        # not model.get_image_embeddings: transformers runs it under no_grad, so the encoder's LoRA would never train
+        emb = model.vision_encoder(pixels).last_hidden_state
         out = model(
             image_embeddings=emb[torch.tensor(index)],
             input_boxes=torch.tensor(boxes, dtype=torch.float32)[:, None],

@@ -132,3 +132,28 @@ def test_the_nan_guard_reads_back_every_log_every_steps_and_names_the_range(
     assert not (tmp_path / "run" / "last").exists()
     steps = [r["step"] for r in read_log(tmp_path / "run") if r["split"] == "train"]
     assert steps == [4]  # logged every 4 steps; nothing from the bad steps
+
+
+def test_workers_live_for_the_run_and_every_epoch_repeats_the_single_process_run(
+    tiny_dirs: dict[str, Path], data: Path, tmp_path: Path, monkeypatch
+) -> None:
+    import torch.utils.data
+
+    started = {"n": 0}
+    real = torch.utils.data.DataLoader.__iter__
+
+    def counting(self):
+        started["n"] += int(self.persistent_workers and self._iterator is None)  # a new pool of workers
+        return real(self)
+
+    monkeypatch.setattr(torch.utils.data.DataLoader, "__iter__", counting)
+    settings = {"train": {"max_steps": 9, "log_every": 1, "eval_every": 0}, "augment": AUGMENT}
+    alone = train(cfg_for(tiny_dirs["sam"], data, tmp_path / "alone", **settings))
+    workers = {**settings, "train": {**settings["train"], "num_workers": 2}}
+    pooled = train(cfg_for(tiny_dirs["sam"], data, tmp_path / "pooled", **workers))
+    assert started["n"] == 1  # one pool of workers for the three training epochs
+    # items depend on the seed, the epoch and the index only: the epoch reaches the workers
+    assert train_losses(pooled.run_dir) == pytest.approx(train_losses(alone.run_dir), rel=1e-5, abs=1e-6)
+    cached = train(cfg_for(tiny_dirs["sam"], data, tmp_path / "cached", **workers, data={"cache": True}))
+    assert started["n"] == 1  # cached items are made in this process: no workers to pass them through
+    assert train_losses(cached.run_dir) == pytest.approx(train_losses(alone.run_dir), rel=1e-5, abs=1e-6)

@@ -154,7 +154,9 @@ def label_map_instances(
                 )
                 categories.extend([category] * count)
         ann_ids = list(range(1, len(categories) + 1))
-    areas = np.bincount(instances.ravel(), minlength=len(categories) + 1)[1:].astype(np.int64)
+    # counting only the object pixels: most of a mask is background, and bincount converts
+    # every counted value to a 64-bit index first
+    areas = np.bincount(instances[instances > 0], minlength=len(categories) + 1)[1:].astype(np.int64)
     keep = areas >= max(int(min_object_area), 1)  # every object has a pixel: 0 drops nothing
     dropped = int((~keep).sum())
     if not keep.all():

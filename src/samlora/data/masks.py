@@ -41,7 +41,7 @@ import numpy as np
 
 from samlora.errors import DataError
 
-from .decode import BINARY_OBJECTS
+from .decode import BINARY_OBJECTS, two_values
 from .images import ESCAPE_MESSAGE, IMAGE_EXTENSIONS, load_label_map, safe_path
 from .records import Category, ImageRecord, Problem, SegDataset, Severity
 
@@ -211,6 +211,12 @@ def _seeded(keys: list[str], split: str, val_fraction: float, test_fraction: flo
     return sorted(parts[split])
 
 
+def _distinct(label: np.ndarray) -> np.ndarray:
+    """The sorted distinct values of a label map (binary masks, the common case, without a sort)."""
+    pair = two_values(label)
+    return np.unique(np.array(pair, dtype=label.dtype)) if pair is not None else np.unique(label)
+
+
 def _detect_kind(
     masks: list[Path], class_names: dict[int, str], root: Path, problems: list[Problem]
 ) -> str | None:
@@ -221,7 +227,7 @@ def _detect_kind(
     values = []
     for i in picks if lossless else []:
         try:
-            values.append(np.unique(load_label_map(lossless[i])))
+            values.append(_distinct(load_label_map(lossless[i])))
         except DataError:  # the deep check reports unreadable masks
             continue
     union = {int(v) for vals in values for v in vals}

@@ -23,7 +23,7 @@ from accelerate.state import AcceleratorState, GradientState
 from accelerate.utils import DistributedDataParallelKwargs, set_seed
 
 from samlora.config import Config, load_config, save_config
-from samlora.data.loader import make_loader
+from samlora.data.loader import EpochLoader
 from samlora.data.prompts import seed_for
 from samlora.errors import ConfigError, TrainingError
 from samlora.io.disk import describe, fix_for
@@ -282,6 +282,15 @@ class Trainer:
         progress = _progress(acc, total_steps, step)
         started, images_at_start, checkpoint_time = time.perf_counter(), counters["images"], 0.0
         tally, last_read = StepTally(acc.device), step  # nothing is read back from the device per step
+        workers = 0 if getattr(train_set, "items_in_process", False) else tr.num_workers
+        if workers != tr.num_workers:
+            log.info(
+                "training items come from the decoded cache in this process (train.num_workers: validation only)"
+            )
+        batches = EpochLoader(
+            train_set, tr.batch_size, task.collate, workers, task.set_epoch,
+            seed=seed_for(tr.seed, "loader", acc.process_index),
+        )  # fmt: skip
         while step < total_steps and not stop:
             epoch = counters["epoch"]
             indices = epoch_indices(
@@ -289,12 +298,8 @@ class Trainer:
             )
             skip = counters["batch"] * tr.batch_size
             task.set_epoch(train_set, epoch)
-            loader = make_loader(
-                train_set, indices[skip:], tr.batch_size, task.collate, tr.num_workers,
-                seed=seed_for(tr.seed, "loader", epoch, acc.process_index),
-            )  # fmt: skip
             module.train()
-            for batch in loader:
+            for batch in batches.epoch(epoch, indices[skip:]):
                 with acc.accumulate(module):
                     generator = torch.Generator(device="cpu").manual_seed(
                         seed_for(tr.seed, "step", epoch, counters["batch"], acc.process_index)
