@@ -24,6 +24,9 @@ class ModelConfig:
     """Model family; auto reads it from the model's config."""
     gradient_checkpointing: bool = False
     """Recompute the vision backbone's activations in the backward pass to save memory."""
+    attention: Literal["sdpa", "flex"] = "sdpa"
+    """Training attention of SAM / SAM-HQ's vision encoder: sdpa (transformers, a dense relative-position
+    bias) or flex (FlexAttention adds it inside the kernel; CUDA only, opt-in until measured faster)."""
 
 
 @dataclass

@@ -31,6 +31,7 @@ from samlora.io.lock import RunLock
 from samlora.lora.adapters import load_adapter
 from samlora.lora.counts import format_report, parameter_report
 from samlora.lora.plan import apply_lora
+from samlora.models.attention import flex_attention_for
 from samlora.models.loading import enable_activation_checkpointing, load_model
 from samlora.tasks import make_task
 
@@ -179,6 +180,8 @@ class Trainer:
         self.loaded = load_model(cfg.model.name, family=cfg.model.family, device="cpu")
         if cfg.model.gradient_checkpointing:
             enable_activation_checkpointing(self.loaded.model)
+        if cfg.model.attention == "flex":
+            flex_attention_for(self.loaded, acc.device)
         self.plan_notes: list[str] = []
         if self.full:  # no LoRA: the train_fully components are trained in place, saved as whole models
             if self.resuming:
