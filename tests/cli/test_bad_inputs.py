@@ -158,6 +158,8 @@ ROWS: dict[str, tuple[Callable[[Inputs, Path], list[str]], int, str]] = {
         lambda i, t: ["data", "check", str(replaced_image(i, t, huge_png))], 1, "megapixels"),
     "144-megapixel png, predict": (
         lambda i, t: predict(i, t, "--model", str(i.model), "--box", "1", "1", "9", "9", source=huge_png(t / "big.png")), 2, "data.max_pixels"),
+    "image over --max-pixels, predict": (
+        lambda i, t: predict(i, t, "--model", str(i.model), "--box", "1", "1", "9", "9", "--max-pixels", "100"), 2, "--max-pixels"),
     "image over data.max_pixels": (
         lambda i, t: ["data", "check", str(i.masks), "--data.max_pixels", "1000"], 1, "megapixels"),
     "garbage image": (

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 import torch
+import transformers
 
 from samlora.errors import ModelLoadError
 from samlora.models.families import FAMILIES as SPECS
@@ -120,3 +121,43 @@ def test_images_are_padded_with_zero_after_normalisation() -> None:
     assert pixels.shape == (1, 3, 32, 32)
     assert torch.allclose(pixels[0, :, :16], torch.full((3, 16, 32), 2.0))
     assert torch.all(pixels[0, :, 16:] == 0)
+
+
+def test_a_model_folder_replaced_while_it_loads_gives_one_version(
+    tiny_dirs: dict[str, Path], tmp_path: Path, monkeypatch
+) -> None:
+    """A full fine-tune's RUN/last is replaced by the trainer while predict loads it: config and
+    weights come from the same version (the load starts again if its version is removed)."""
+    import transformers.modeling_utils as modeling_utils
+
+    from samlora.io.atomic import replacing_dir
+
+    folder = tmp_path / "run" / "last"
+    base = transformers.SamModel.from_pretrained(tiny_dirs["sam"])
+
+    def save_version(tag: str, scale: float) -> None:
+        model = transformers.SamModel.from_pretrained(tiny_dirs["sam"])
+        with torch.no_grad():
+            for param in model.parameters():
+                param.mul_(scale)
+        model.config.version_tag = tag
+        with replacing_dir(folder) as tmp:
+            model.save_pretrained(tmp)
+
+    save_version("A", 1.0)
+    real, landed = modeling_utils.safe_open, []
+
+    def opening(path, *args, **kwargs):
+        if not landed:  # the trainer lands its next version after config.json, before the weights
+            landed.append(True)
+            save_version("B", 2.0)
+        return real(path, *args, **kwargs)
+
+    monkeypatch.setattr(modeling_utils, "safe_open", opening)
+    loaded = load_model(str(folder))
+    assert landed
+    weight = loaded.model.mask_decoder.iou_prediction_head.proj_out.weight
+    reference = base.mask_decoder.iou_prediction_head.proj_out.weight
+    tag = "B" if torch.equal(weight, 2 * reference) else "A" if torch.equal(weight, reference) else "mixed"
+    assert loaded.model.config.version_tag == tag
+    assert loaded.model.name_or_path == str(folder)  # not the pinned path it was read through

@@ -115,6 +115,11 @@ def predict_parser() -> ArgumentParser:
     )
     p.add_argument("--batch-size", type=int, default=1, help="Images encoded together in one forward pass.")
     p.add_argument(
+        "--max-pixels", type=int, default=None, metavar="N",
+        help="Refuse images over N pixels (width x height) before decoding them (default: data.max_pixels' "
+        "default, 50 MP; 0: any size).",
+    )  # fmt: skip
+    p.add_argument(
         "--compare", action="store_true", help="Also write adapter | vanilla (| ground truth) panels."
     )
     return p
@@ -180,7 +185,7 @@ def run_predict_cmd(args: dict[str, Any]) -> int:
     summary = run_predict(
         predictor, source, args["output"], prompts, texts=texts, prompt_file=args.get("prompts"),
         post=post, compare=bool(args.get("compare")), category_ids=category_ids, batch_size=args["batch_size"],
-        draw_boxes=draw_boxes,
+        draw_boxes=draw_boxes, max_pixels=args.get("max_pixels"),
     )  # fmt: skip
     print(
         f"{summary.images} images, {summary.detections} detections, {summary.images_per_s:.2f} images/s -> {args['output']}"

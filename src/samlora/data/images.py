@@ -74,7 +74,7 @@ def check_pixels(path: Path, what: str, width: int, height: int, max_pixels: int
             f"{what} {path} is {width}x{height} = {width * height / 1e6:.1f} megapixels, more than "
             f"data.max_pixels = {max_pixels} ({max_pixels / 1e6:g} MP); decoding it would need "
             f"{width * height * 3 / 2**20:.0f} MiB. Fix: downscale the image, or raise data.max_pixels "
-            "(0 accepts any size)"
+            "(samlora predict: --max-pixels; 0 accepts any size)"
         )
 
 

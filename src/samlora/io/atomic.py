@@ -27,11 +27,14 @@ import shutil
 import tempfile
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import TypeVar
 
 from . import faults
+
+T = TypeVar("T")
 
 log = logging.getLogger(__name__)
 
@@ -235,6 +238,40 @@ def read_snapshot(final: Path | str, attempts: int = 100) -> tuple[Path, dict[st
             for f in handles.values():
                 f.close()
         time.sleep(0.005)  # the writer is between two renames: look again
+    raise FileNotFoundError(f"{final} kept changing while it was read")
+
+
+def read_pinned(final: Path | str, read: Callable[[str], T], attempts: int = 100) -> T:
+    """``read(path)`` on one version of the folder ``final``, however many files it opens and when.
+
+    For readers that take a folder path and open its files one after another (transformers'
+    ``from_pretrained``): the folder is opened once and ``read`` gets a path through that open
+    handle (``/proc/self/fd/N`` on Linux), so a writer renaming a new version into place
+    meanwhile does not change what ``read`` sees. If the writer removes the version being read
+    before ``read`` opened all of it, ``read`` runs again on the newest one. Changes nothing on
+    disk. Where the OS has no such paths, ``read`` gets the folder's own path.
+    """
+    final = Path(final)
+    for _ in range(attempts):
+        source = readable_dir(final)
+        if source is None:
+            raise FileNotFoundError(str(final))
+        try:
+            handle = os.open(source, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
+        except FileNotFoundError:
+            time.sleep(0.005)  # renamed between the look and the open
+            continue
+        try:
+            pinned = f"/proc/self/fd/{handle}"
+            path = pinned if os.path.isdir(pinned) else str(source)
+            try:
+                return read(path)
+            except Exception:
+                if os.fstat(handle).st_nlink > 0:
+                    raise  # the version is still there: a real error of the reader
+        finally:
+            os.close(handle)
+        time.sleep(0.005)  # the version went away while it was read: read the newest one
     raise FileNotFoundError(f"{final} kept changing while it was read")
 
 

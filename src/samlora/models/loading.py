@@ -18,6 +18,7 @@ import transformers
 from torch import nn
 
 from samlora.errors import ModelLoadError
+from samlora.io.atomic import read_pinned, readable_dir
 from samlora.io.readers import check_safetensors, read_json
 
 from .families import FAMILIES, FAMILY_NAMES, FamilySpec, family_for_model_type
@@ -136,9 +137,10 @@ def check_model_folder(folder: Path, name: str) -> None:
         check_safetensors(path, "model weights", ModelLoadError)
 
 
-def read_config(name: str) -> transformers.PretrainedConfig:
-    """Read the transformers config of ``name`` (folder or hub id) with a clear error offline."""
-    source = resolve_source(name)
+def read_config(name: str, source: str | None = None) -> transformers.PretrainedConfig:
+    """Read the transformers config of ``name`` (folder or hub id) with a clear error offline
+    (from ``source`` when given: where ``name`` is read from)."""
+    source = source or resolve_source(name)
     local = Path(source)
     if local.is_dir():
         check_model_folder(local, name)
@@ -219,9 +221,17 @@ def load_model(name: str, family: str = "auto", device: str | torch.device = "cp
         family: ``auto`` or one of :data:`FAMILY_NAMES`; checked against the config.
         device: where to put the model.
     """
-    config = read_config(name)
-    spec = detect_family(config, family)
     source = resolve_source(name)
+    if readable_dir(source) is not None:  # a local folder: maybe a live run's last/ or best/
+        return read_pinned(source, lambda pinned: _load(name, pinned, family, device, source))
+    return _load(name, source, family, device, source)
+
+
+def _load(name: str, source: str, family: str, device: str | torch.device, origin: str) -> LoadedModel:
+    """:func:`load_model` from ``source`` (a hub id, or a folder path pinned to one version of
+    ``origin``, the path the model keeps as its name)."""
+    config = read_config(name, source)
+    spec = detect_family(config, family)
     model_class = getattr(transformers, spec.model_class)
     try:  # safetensors only, for hub ids too: a pickle is never handed to torch.load
         model = model_class.from_pretrained(
@@ -229,10 +239,13 @@ def load_model(name: str, family: str = "auto", device: str | torch.device = "cp
         )
     except (OSError, ValueError, RuntimeError) as err:
         raise ModelLoadError(f"Could not load the weights of '{name}' as {spec.model_class}: {err}") from err
+    model.config._name_or_path = model.name_or_path = origin  # not the pinned /proc/self/fd/N path
     model.requires_grad_(False)
     model.eval()
     model.to(device)
     tokenizer = load_tokenizer(source) if spec.task == "concept" else None
+    if tokenizer is not None:
+        tokenizer.name_or_path = origin
     return LoadedModel(
         model=model,
         spec=spec,

@@ -28,7 +28,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from samlora.data.images import IMAGE_EXTENSIONS, load_image
+from samlora.data.images import DEFAULT_MAX_PIXELS, IMAGE_EXTENSIONS, load_image
 from samlora.errors import DataError, PromptError, SamloraError
 from samlora.evaluate.draw import draw_labels, draw_prompts, overlay, panel
 from samlora.tasks.concept.scoring import rle, xywh
@@ -137,6 +137,7 @@ def run_predict(
     progress: bool = True,
     batch_size: int = 1,
     draw_boxes: bool = True,
+    max_pixels: int | None = None,
 ) -> PredictSummary:
     """Predict every image of ``source`` and write overlays, mask PNGs and COCO results.
 
@@ -145,7 +146,9 @@ def run_predict(
     with a COCO prompts file. Raises :class:`SamloraError` before writing
     anything when the prompts cannot work, and after the run when no image
     could be predicted. An ``output`` ending in an image extension (``result.png``)
-    writes that one overlay and ``result.json`` beside it (see :func:`_predict_to_file`).
+    writes that one overlay and ``result.json`` beside it (see :func:`_predict_to_file`). An image
+    over ``max_pixels`` (default :data:`~samlora.data.images.DEFAULT_MAX_PIXELS`; 0: no limit) is
+    skipped with the reason, from its header alone.
     """
     from tqdm.auto import tqdm
 
@@ -153,7 +156,7 @@ def run_predict(
         return _predict_to_file(
             predictor, source, Path(output), prompts, texts=texts, prompt_file=prompt_file, post=post,
             compare=compare, category_ids=category_ids, progress=progress, batch_size=batch_size,
-            draw_boxes=draw_boxes,
+            draw_boxes=draw_boxes, max_pixels=max_pixels,
         )  # fmt: skip
 
     post = post or PostProcess()
@@ -203,7 +206,7 @@ def run_predict(
         chunk = []  # (path, name, pixels, prompts)
         for path, name in zip(images[first : first + step], names[first : first + step]):
             try:
-                pixels = load_image(path)
+                pixels = load_image(path, DEFAULT_MAX_PIXELS if max_pixels is None else max_pixels)
             except DataError as err:
                 log.warning("skipping %s: %s", path, err)
                 skipped.append((str(path), str(err)))
