@@ -27,8 +27,9 @@ setup: $(BIN)/.installed
 demo: setup
 	$(BIN)/samlora demo
 
+# pytest-xdist: one test file per worker process (at most 4), one torch thread each
 test: setup
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -n auto --maxprocesses 4 --dist loadfile
 
 lint: setup
 	$(BIN)/ruff check . && $(BIN)/ruff format --check .

@@ -16,7 +16,8 @@ import transformers  # noqa: E402
 
 transformers.logging.disable_progress_bar()
 transformers.logging.set_verbosity_error()
-torch.set_num_threads(min(2, torch.get_num_threads()))
+# one thread per pytest-xdist worker (the workers share the machine's cores), else at most two
+torch.set_num_threads(1 if os.environ.get("PYTEST_XDIST_WORKER") else min(2, torch.get_num_threads()))
 
 from samlora.models.families import FAMILY_NAMES  # noqa: E402
 

@@ -143,6 +143,37 @@ def test_every_example_validates_against_a_tiny_sam3(
     assert "is a SAM3-LoRA config" in out and "components:" in out and f"{path}: valid" in out
 
 
+@pytest.fixture(scope="module")
+def coco16(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Sixteen training images: one optimiser step of the light/full examples (batch 2 x 8 accumulation)."""
+    return write_coco_dataset(tmp_path_factory.mktemp("coco16"), n_train=16, n_valid=0, size=32)
+
+
+@pytest.mark.parametrize("name", ["production", "light", "full"])
+def test_every_other_example_trains_a_tiny_sam3_as_written(
+    name: str,
+    coco16: Path,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The file is not edited: the command line names the tiny model and data and stops after one step."""
+    coco = coco16
+    monkeypatch.chdir(tmp_path)
+    path = tmp_path / f"{name}.yaml"
+    path.write_text(EXAMPLES[name])
+    code, out, err = run(
+        ["train", "--config", str(path), "--model.name", "tiny-sam3", "--data.root", str(coco),
+         "--train.max_steps", "1"],
+        capsys,
+    )  # fmt: skip
+    assert code == 0, err
+    saved = yaml.safe_load(next(tmp_path.glob("outputs/*/config.yaml")).read_text())
+    expected = yaml.safe_load(EXAMPLES[name])["lora"]
+    assert saved["lora"]["rank"] == expected["rank"]  # the example's own LoRA settings were trained
+    assert next(tmp_path.glob("outputs/*/best/adapter_model.safetensors")).is_file()
+
+
 def test_train_with_the_quick_test_example(
     coco: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
