@@ -288,7 +288,7 @@ class Trainer:
         workers = 0 if getattr(train_set, "items_in_process", False) else tr.num_workers
         if workers != tr.num_workers:
             log.info(
-                "training items come from the decoded cache in this process (train.num_workers: validation only)"
+                "training items come from the decoded cache in this process (train.num_workers: the data check and validation)"
             )
         batches = EpochLoader(
             train_set, tr.batch_size, task.collate, workers, task.set_epoch,
