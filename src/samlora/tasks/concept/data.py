@@ -1,4 +1,9 @@
-"""Samples for concept (text-prompt) models, built in DataLoader workers.
+"""Samples for concept (text-prompt) models.
+
+Training items stay in the input frame as cached (:class:`ConceptFrameItem`: the image, its
+label layers, the target objects, the text prompts and the augmentation drawn for the step);
+:func:`samlora.tasks.concept.forward.frame_pairs` augments them batched on the device and makes
+each pair's targets there. Evaluation samples are decoded at each image's original resolution.
 
 Each image gets one text prompt per category present (its lower-cased name or
 a synonym) with every object of that category as its targets, plus negative
@@ -22,6 +27,7 @@ from samlora.data.categories import prompt_categories
 from samlora.data.frame import FrameSample
 from samlora.data.prompts import TextPrompt, sample_text_prompts, seed_for
 from samlora.data.records import Sample, SegDataset
+from samlora.data.transforms import AugmentPlan
 from samlora.tasks.common import DecodedImages, augment_from
 
 
@@ -45,6 +51,27 @@ class ConceptSample:
     crowd_category_ids: torch.Tensor
     image_id: int | str
     file_name: str
+
+
+@dataclass
+class ConceptFrameItem:
+    """One training image in the input frame with its step's prompts and augmentation (``K`` targets).
+
+    Attributes:
+        image: ``3 x h x w`` uint8, as cached (shrunk to fit the frame).
+        labels: ``L x h x w`` label layers; target ``k`` is ``labels[layer[k]] == value[k]``.
+        layer, value, category_ids: ``K`` int64 each: where the targets are, and their categories.
+        prompts: positives (categories of the targets) then negatives (absent categories).
+        plan: the augmentation to apply on the device.
+    """
+
+    image: torch.Tensor
+    labels: torch.Tensor
+    layer: torch.Tensor
+    value: torch.Tensor
+    category_ids: torch.Tensor
+    prompts: list[TextPrompt]
+    plan: AugmentPlan
 
 
 def as_sample(frame: FrameSample) -> Sample:
@@ -89,11 +116,48 @@ class ConceptDataset(Dataset):
     def __len__(self) -> int:
         return len(self.split.images)
 
-    def __getitem__(self, index: int) -> ConceptSample:
+    @property
+    def items_in_process(self) -> bool:
+        """Training items from the kept decoded cache: cheaper to make than to pass between processes."""
+        return self.train and self.images is not None and self.images.keep
+
+    def _prompts(self, present: list[int], targets: list[int], rng: np.random.Generator, key: str | None):
+        """Text prompts: the categories of ``targets`` as positives, negatives absent from ``present``."""
+        cfg = self.cfg
+        prompts = sample_text_prompts(
+            present, self.names, rng, cfg.prompts.negatives_per_image,
+            synonyms=cfg.prompts.synonyms or None, fixed_key=key, seed=cfg.train.seed,
+        )  # fmt: skip
+        return [p for p in prompts if not p.positive or p.category_id in targets]
+
+    def _frame_item(self, index: int, rng: np.random.Generator) -> ConceptFrameItem:
+        """A training image as cached, its prompts and its augmentation (nothing resampled here)."""
+        frame: FrameSample = self.images[index]
+        crowd = frame.iscrowd.astype(bool)
+        chosen = np.flatnonzero((~crowd | self.cfg.data.include_crowd) & (frame.areas > 0))
+        if self.use_augment:  # zoom and crop windows keep a pixel of a target
+            plan = self.augment.plan(frame.size, frame.pixels_of, chosen, rng)
+        else:
+            plan = AugmentPlan.identity(frame.size)
+        present = sorted({int(c) for c in frame.category_ids})  # crowd categories are never negatives
+        prompts = self._prompts(present, sorted({int(c) for c in frame.category_ids[chosen]}), rng, None)
+        return ConceptFrameItem(
+            image=torch.from_numpy(np.array(frame.image)).permute(2, 0, 1),
+            labels=torch.from_numpy(np.array(frame.labels)),
+            layer=torch.as_tensor(frame.layers[chosen], dtype=torch.int64),
+            value=torch.as_tensor(chosen + 1, dtype=torch.int64),
+            category_ids=torch.as_tensor(frame.category_ids[chosen], dtype=torch.int64),
+            prompts=prompts,
+            plan=plan,
+        )
+
+    def __getitem__(self, index: int) -> ConceptSample | ConceptFrameItem:
         cfg = self.cfg
         rng = np.random.default_rng(
             seed_for(cfg.train.seed, "concept", self.epoch if self.train else -1, index)
         )
+        if self.train and self.images is not None:
+            return self._frame_item(index, rng)
         sample = self.decoded[index] if self.images is None else as_sample(self.images[index])
         if self.use_augment:
             sample = self.augment(sample, rng)
@@ -109,12 +173,8 @@ class ConceptDataset(Dataset):
             keep_present = sorted(
                 {int(c) for c, k in zip(sample.category_ids, crowd) if not k or cfg.data.include_crowd}
             )
-            prompts = sample_text_prompts(
-                present, self.names, rng, cfg.prompts.negatives_per_image,
-                synonyms=cfg.prompts.synonyms or None,
-                fixed_key=None if self.train else str(sample.image_id), seed=cfg.train.seed,
-            )  # fmt: skip
-            prompts = [p for p in prompts if not p.positive or p.category_id in keep_present]
+            key = None if self.train else str(sample.image_id)
+            prompts = self._prompts(present, keep_present, rng, key)
         targets = ~crowd if not (self.train and cfg.data.include_crowd) else np.ones_like(crowd)
         return ConceptSample(
             image=torch.from_numpy(np.require(sample.image, requirements=["C", "W"]))

@@ -14,12 +14,13 @@ import torch
 from torch import nn
 
 from samlora.config import Config
+from samlora.data.warp import warp_batch
 from samlora.models.concept import PairOutputs, decode_pairs, encode_images, encode_texts
 from samlora.models.loading import LoadedModel
 from samlora.models.preprocess import Geometry, Preprocessing
 from samlora.tasks.postprocess import masks_to_boxes
 
-from .data import ConceptSample
+from .data import ConceptFrameItem, ConceptSample
 from .set_loss import ConceptSetLoss
 
 
@@ -54,36 +55,39 @@ def target_size(cfg: Config, pre: Preprocessing) -> int:
     return pre.low_res_size if cfg.loss.resolution == "low_res" else pre.image_size
 
 
-def pair_batch(
-    samples: list[ConceptSample], pre: Preprocessing, device: torch.device, mask_size: int | None = None
+def _pairs(
+    images: list[tuple[torch.Tensor, torch.Tensor, list, Geometry]],
+    pixels: torch.Tensor,
+    pre: Preprocessing,
+    mask_size: int,
+    empty_positive: str,
 ) -> PairBatch:
-    """Flatten every sample's prompts into pairs with their targets (masks ``mask_size`` a side)."""
-    mask_size = mask_size or pre.low_res_size
-    images = [s.image.to(device, non_blocking=True) for s in samples]
-    geoms = [pre.geometry(int(s.image.shape[1]), int(s.image.shape[2])) for s in samples]
+    """Flatten ``(masks, category_ids, prompts, geometry)`` per image into pairs with their targets.
+
+    ``empty_positive``: what a positive prompt without targets is: ``ignore`` (its category is only
+    crowd here) or ``negative`` (an augmentation cropped its objects out: the concept is absent).
+    """
+    device = pixels.device
     texts: list[str] = []
     image_index, text_index, categories, targets, ignore = [], [], [], [], []
-    for b, (sample, geom) in enumerate(zip(samples, geoms)):
-        masks = sample.masks.to(device)
-        for prompt in sample.prompts:
+    for b, (masks, category_ids, prompts, geom) in enumerate(images):
+        for prompt in prompts:
             if prompt.text not in texts:
                 texts.append(prompt.text)
             image_index.append(b)
             text_index.append(texts.index(prompt.text))
             categories.append(prompt.category_id)
-            chosen = (
-                masks[sample.category_ids.to(device) == prompt.category_id] if prompt.positive else masks[:0]
-            )
+            chosen = masks[category_ids == prompt.category_id] if prompt.positive else masks[:0]
             targets.append(
                 {
                     "boxes": normalized_boxes(chosen, pre, geom),
                     "masks": pre.masks(chosen, geom, size=mask_size) > 0.5,
                 }
             )
-            ignore.append(prompt.positive and len(chosen) == 0)
+            ignore.append(prompt.positive and len(chosen) == 0 and empty_positive == "ignore")
     return PairBatch(
-        pixels=pre.images(images, device),
-        geoms=geoms,
+        pixels=pixels,
+        geoms=[g for *_, g in images],
         image_index=torch.tensor(image_index, dtype=torch.long, device=device),
         texts=texts,
         text_index=torch.tensor(text_index, dtype=torch.long, device=device),
@@ -91,6 +95,47 @@ def pair_batch(
         targets=targets,
         ignore=ignore,
     )
+
+
+def pair_batch(
+    samples: list[ConceptSample], pre: Preprocessing, device: torch.device, mask_size: int | None = None
+) -> PairBatch:
+    """Pairs of decoded samples at their own resolution (evaluation), masks ``mask_size`` a side."""
+    images = [s.image.to(device, non_blocking=True) for s in samples]
+    per_image = [
+        (
+            s.masks.to(device),
+            s.category_ids.to(device),
+            s.prompts,
+            pre.geometry(int(s.image.shape[1]), int(s.image.shape[2])),
+        )
+        for s in samples
+    ]
+    return _pairs(per_image, pre.images(images, device), pre, mask_size or pre.low_res_size, "ignore")
+
+
+def frame_pairs(
+    items: list[ConceptFrameItem], pre: Preprocessing, device: torch.device, mask_size: int | None = None
+) -> PairBatch:
+    """Pairs of a training micro-batch, augmented on the device in one resampling into the input frame.
+
+    Each target's mask comes from the warped label layers; a target the augmentation removed is
+    dropped, and a positive prompt left without targets becomes a negative pair.
+    """
+    frame, size = pre.frame, pre.frame.size
+    warped = warp_batch(
+        [i.image for i in items], [i.labels for i in items], [i.plan for i in items], frame, device
+    )
+    mean = torch.tensor(pre.mean, device=device).view(1, 3, 1, 1) * 255.0
+    std = torch.tensor(pre.std, device=device).view(1, 3, 1, 1) * 255.0
+    pixels = (warped.pixels - mean) / std * warped.region[:, None]
+    geom = Geometry(size, size, size, size)
+    per_image = []
+    for b, item in enumerate(items):
+        masks = warped.labels[b, item.layer.to(device)] == item.value.to(device)[:, None, None]  # K x S x S
+        kept = masks.flatten(1).any(dim=1)
+        per_image.append((masks[kept], item.category_ids.to(device)[kept], item.prompts, geom))
+    return _pairs(per_image, pixels, pre, mask_size or pre.low_res_size, "negative")
 
 
 class ConceptSegmenter(nn.Module):

@@ -13,8 +13,8 @@ from samlora.errors import ConfigError
 from samlora.models.loading import LoadedModel
 from samlora.tasks.common import open_training_splits
 
-from .data import ConceptDataset, ConceptSample
-from .forward import ConceptSegmenter, loss_of, pair_batch, set_loss_from, target_size
+from .data import ConceptDataset, ConceptFrameItem, ConceptSample
+from .forward import ConceptSegmenter, frame_pairs, loss_of, set_loss_from, target_size
 from .scoring import ConceptCollector, concept_metrics, evaluate_batch, post_from
 
 HIGHER_IS_BETTER = {"mAP", "cgF1"}
@@ -99,10 +99,10 @@ class ConceptTask:
     def higher_is_better(name: str) -> bool:
         return name in HIGHER_IS_BETTER
 
-    def train_loss(self, module: nn.Module, samples: list[ConceptSample], generator: torch.Generator):
-        """The set loss of every (image, prompt) pair of the micro-batch."""
+    def train_loss(self, module: nn.Module, samples: list[ConceptFrameItem], generator: torch.Generator):
+        """The set loss of every (image, prompt) pair of the micro-batch, augmented on the device."""
         device = next(p for p in module.parameters()).device
-        batch = pair_batch(samples, self.loaded.preprocessing, device, self.mask_size)
+        batch = frame_pairs(samples, self.loaded.preprocessing, device, self.mask_size)
         if not batch.targets:
             zero = sum(p.sum() for p in module.parameters() if p.requires_grad) * 0.0
             return zero, {"loss": zero.detach()}
