@@ -31,6 +31,21 @@ def data(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return write_mask_dataset(tmp_path_factory.mktemp("pipeline"), n_train=6, n_valid=2, seed=4)
 
 
+def killed_after_first_save_then_resumed(cfg, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Train ``cfg`` until its first checkpoint is written, stop it there, resume it through the CLI."""
+    original = Checkpoints.save
+
+    def killed_after_first_save(self, *args, **kwargs):
+        original(self, *args, **kwargs)
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(Checkpoints, "save", killed_after_first_save)
+    with pytest.raises(KeyboardInterrupt):
+        train(cfg)
+    monkeypatch.undo()
+    assert main(["train", "--resume", cfg.output.dir]) == 0
+
+
 @pytest.mark.parametrize("store", ["memory", "disk"])
 def test_resume_repeats_the_run_with_cache_and_device_augmentation(
     tiny_dirs: dict[str, Path], data: Path, tmp_path: Path, monkeypatch, store: str
@@ -46,17 +61,9 @@ def test_resume_repeats_the_run_with_cache_and_device_augmentation(
     }
     full = train(cfg_for(tiny_dirs["sam"], data, tmp_path / "full", **settings))
     assert (store == "disk") == bool(list((tmp_path / "c").rglob("*.safetensors")))
-    original = Checkpoints.save
-
-    def killed_after_first_save(self, *args, **kwargs):
-        original(self, *args, **kwargs)
-        raise KeyboardInterrupt
-
-    monkeypatch.setattr(Checkpoints, "save", killed_after_first_save)
-    with pytest.raises(KeyboardInterrupt):
-        train(cfg_for(tiny_dirs["sam"], data, tmp_path / "cut", **settings))
-    monkeypatch.undo()
-    assert main(["train", "--resume", str(tmp_path / "cut")]) == 0
+    killed_after_first_save_then_resumed(
+        cfg_for(tiny_dirs["sam"], data, tmp_path / "cut", **settings), monkeypatch
+    )
     assert train_losses(tmp_path / "cut") == pytest.approx(train_losses(full.run_dir), rel=1e-5, abs=1e-6)
     assert (full.last_dir / "adapter_model.safetensors").read_bytes() == (
         tmp_path / "cut" / "last" / "adapter_model.safetensors"

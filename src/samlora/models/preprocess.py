@@ -22,6 +22,7 @@ import torch
 import torch.nn.functional as F
 
 from samlora.data.frame import Frame
+from samlora.data.warp import WarpedBatch, warp_batch
 
 from .families import FamilySpec
 
@@ -114,6 +115,19 @@ class Preprocessing:
             resized = self._resize(batch, geom)
             out[members, :, : geom.resized_h, : geom.resized_w] = (resized - mean) / std
         return out
+
+    def warped(
+        self, images: list[torch.Tensor], labels: list[torch.Tensor], plans: list, device: torch.device
+    ) -> tuple[torch.Tensor, WarpedBatch]:
+        """Augment training images by their plans into the input frame, on ``device``, in one pass.
+
+        Returns ``B x 3 x S x S`` normalised pixel values (zero outside each image's region) and the
+        :class:`~samlora.data.warp.WarpedBatch` (label layers, regions, extents, scales).
+        """
+        warped = warp_batch(images, labels, plans, self.frame, device)
+        mean = torch.tensor(self.mean, device=device).view(1, 3, 1, 1) * 255.0
+        std = torch.tensor(self.std, device=device).view(1, 3, 1, 1) * 255.0
+        return (warped.pixels - mean) / std * warped.region[:, None], warped
 
     @staticmethod
     def _resize(images: torch.Tensor, geom: Geometry) -> torch.Tensor:

@@ -7,6 +7,9 @@ from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 
+import numpy as np
+import torch
+
 from samlora.config import Config
 from samlora.data.cache import DecodedCache, default_cache_dir
 from samlora.data.categories import non_prompt_categories
@@ -175,3 +178,16 @@ def augment_from(cfg: Config) -> Augment:
         hflip=a.hflip, vflip=a.vflip, rot90=a.rot90, scale=(a.scale_min, a.scale_max), crop=a.crop,
         brightness=a.brightness, contrast=a.contrast, saturation=a.saturation, hue=a.hue,
     )  # fmt: skip
+
+
+def frame_tensors(sample: FrameSample, chosen: np.ndarray) -> dict[str, torch.Tensor]:
+    """A cached frame as a training item's tensors: ``image`` (``3 x h x w`` uint8), ``labels``
+    (``L x h x w``), and for the ``chosen`` objects ``layer``, ``value`` and ``category_ids``
+    (object ``k`` is ``labels[layer[k]] == value[k]``)."""
+    return {
+        "image": torch.from_numpy(np.array(sample.image)).permute(2, 0, 1),
+        "labels": torch.from_numpy(np.array(sample.labels)),
+        "layer": torch.as_tensor(sample.layers[chosen], dtype=torch.int64),
+        "value": torch.as_tensor(chosen + 1, dtype=torch.int64),
+        "category_ids": torch.as_tensor(sample.category_ids[chosen], dtype=torch.int64),
+    }

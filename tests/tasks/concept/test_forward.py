@@ -8,14 +8,13 @@ from pathlib import Path
 import pytest
 import torch
 
-from samlora.cli import main
 from samlora.models.loading import load_model
 from samlora.tasks.common import open_training_splits
 from samlora.tasks.concept.data import ConceptDataset, ConceptFrameItem, as_sample
 from samlora.tasks.concept.forward import frame_pairs, pair_batch
-from samlora.training.checkpoints import Checkpoints
 from samlora.training.trainer import train
 
+from ...training.test_pipeline import killed_after_first_save_then_resumed
 from ...training.test_trainer import train_losses
 from .test_task import coco, concept_cfg  # noqa: F401 (the module's data fixture)
 
@@ -81,15 +80,5 @@ def test_resume_repeats_the_augmented_concept_run(tiny_dirs, coco, tmp_path: Pat
         return c
 
     full = train(cfg(tmp_path / "full"))
-    original = Checkpoints.save
-
-    def killed_after_first_save(self, *args, **kwargs):
-        original(self, *args, **kwargs)
-        raise KeyboardInterrupt
-
-    monkeypatch.setattr(Checkpoints, "save", killed_after_first_save)
-    with pytest.raises(KeyboardInterrupt):
-        train(cfg(tmp_path / "cut"))
-    monkeypatch.undo()
-    assert main(["train", "--resume", str(tmp_path / "cut")]) == 0
+    killed_after_first_save_then_resumed(cfg(tmp_path / "cut"), monkeypatch)
     assert train_losses(tmp_path / "cut") == pytest.approx(train_losses(full.run_dir), rel=1e-5, abs=1e-6)

@@ -28,7 +28,7 @@ from samlora.data.frame import FrameSample
 from samlora.data.prompts import TextPrompt, sample_text_prompts, seed_for
 from samlora.data.records import Sample, SegDataset
 from samlora.data.transforms import AugmentPlan
-from samlora.tasks.common import DecodedImages, augment_from
+from samlora.tasks.common import DecodedImages, augment_from, frame_tensors
 
 
 @dataclass
@@ -141,15 +141,7 @@ class ConceptDataset(Dataset):
             plan = AugmentPlan.identity(frame.size)
         present = sorted({int(c) for c in frame.category_ids})  # crowd categories are never negatives
         prompts = self._prompts(present, sorted({int(c) for c in frame.category_ids[chosen]}), rng, None)
-        return ConceptFrameItem(
-            image=torch.from_numpy(np.array(frame.image)).permute(2, 0, 1),
-            labels=torch.from_numpy(np.array(frame.labels)),
-            layer=torch.as_tensor(frame.layers[chosen], dtype=torch.int64),
-            value=torch.as_tensor(chosen + 1, dtype=torch.int64),
-            category_ids=torch.as_tensor(frame.category_ids[chosen], dtype=torch.int64),
-            prompts=prompts,
-            plan=plan,
-        )
+        return ConceptFrameItem(**frame_tensors(frame, chosen), prompts=prompts, plan=plan)
 
     def __getitem__(self, index: int) -> ConceptSample | ConceptFrameItem:
         cfg = self.cfg

@@ -14,7 +14,6 @@ import torch
 from torch import nn
 
 from samlora.config import Config
-from samlora.data.warp import warp_batch
 from samlora.models.concept import PairOutputs, decode_pairs, encode_images, encode_texts
 from samlora.models.loading import LoadedModel
 from samlora.models.preprocess import Geometry, Preprocessing
@@ -122,13 +121,10 @@ def frame_pairs(
     Each target's mask comes from the warped label layers; a target the augmentation removed is
     dropped, and a positive prompt left without targets becomes a negative pair.
     """
-    frame, size = pre.frame, pre.frame.size
-    warped = warp_batch(
-        [i.image for i in items], [i.labels for i in items], [i.plan for i in items], frame, device
+    size = pre.frame.size
+    pixels, warped = pre.warped(
+        [i.image for i in items], [i.labels for i in items], [i.plan for i in items], device
     )
-    mean = torch.tensor(pre.mean, device=device).view(1, 3, 1, 1) * 255.0
-    std = torch.tensor(pre.std, device=device).view(1, 3, 1, 1) * 255.0
-    pixels = (warped.pixels - mean) / std * warped.region[:, None]
     geom = Geometry(size, size, size, size)
     per_image = []
     for b, item in enumerate(items):

@@ -25,7 +25,7 @@ from samlora.data.frame import FrameSample
 from samlora.data.prompts import center_point, mask_to_box, sample_points, seed_for
 from samlora.data.records import SegDataset
 from samlora.data.transforms import AugmentPlan
-from samlora.tasks.common import DecodedImages, augment_from
+from samlora.tasks.common import DecodedImages, augment_from, frame_tensors
 
 PAD_LABEL = -10
 
@@ -182,11 +182,7 @@ class PromptableDataset(Dataset):
             labels[k, :n_pos] = 1
             labels[k, n_pos : n_pos + n_neg] = 0
         return FrameItem(
-            image=torch.from_numpy(np.array(sample.image)).permute(2, 0, 1),
-            labels=torch.from_numpy(np.array(sample.labels)),
-            layer=torch.as_tensor(sample.layers[chosen], dtype=torch.int64),
-            value=torch.as_tensor(chosen + 1, dtype=torch.int64),
-            category_ids=torch.as_tensor(sample.category_ids[chosen], dtype=torch.int64),
+            **frame_tensors(sample, chosen),
             plan=plan,
             jitter=torch.as_tensor(rng.uniform(-1.0, 1.0, size=(len(chosen), 4)), dtype=torch.float32),
             point_draws=torch.as_tensor(rng.random((len(chosen), width)), dtype=torch.float32),

@@ -1,7 +1,7 @@
 """A training batch made on the device from :class:`FrameItem` s: augment, masks, boxes, points.
 
 Everything per pixel runs batched on the model's device with no read-back to the host: the
-augmentation (:func:`samlora.data.warp.warp_batch`), each chosen object's mask in the input
+augmentation (:meth:`Preprocessing.warped`), each chosen object's mask in the input
 frame (from the warped label layers), its tight box (jittered with the item's noise), and its
 points, drawn by inverse-CDF sampling with the item's uniform draws:
 
@@ -20,7 +20,6 @@ from __future__ import annotations
 import torch
 
 from samlora.config import Config
-from samlora.data.warp import warp_batch
 from samlora.models.preprocess import Geometry, Preprocessing
 from samlora.tasks.postprocess import masks_to_boxes
 
@@ -35,14 +34,10 @@ def frame_batch(
     items: list[FrameItem], pre: Preprocessing, cfg: Config, device: torch.device, points: bool = True
 ) -> DeviceBatch:
     """The :class:`DeviceBatch` of a training micro-batch (``points=False`` skips point sampling)."""
-    frame = pre.frame
-    size = frame.size
-    warped = warp_batch(
-        [i.image for i in items], [i.labels for i in items], [i.plan for i in items], frame, device
+    size = pre.frame.size
+    pixels, warped = pre.warped(
+        [i.image for i in items], [i.labels for i in items], [i.plan for i in items], device
     )
-    mean = torch.tensor(pre.mean, device=device).view(1, 3, 1, 1) * 255.0
-    std = torch.tensor(pre.std, device=device).view(1, 3, 1, 1) * 255.0
-    pixels = (warped.pixels - mean) / std * warped.region[:, None]
     counts = [i.num_objects for i in items]
     image_index = torch.repeat_interleave(torch.arange(len(items)), torch.tensor(counts, dtype=torch.long))
     layer = torch.cat([i.layer for i in items]).to(device)
