@@ -13,7 +13,7 @@ from samlora.training.checkpoints import Checkpoints
 from samlora.training.log import read_log
 from samlora.training.trainer import TrainingError, train
 
-from .test_trainer import cfg_for, train_losses
+from .test_trainer import cfg_for, poison_loss_at, train_losses
 
 AUGMENT = {
     "hflip": 0.5,
@@ -117,17 +117,7 @@ def test_frozen_encoder_encodes_each_image_once_with_the_same_losses(
 def test_the_nan_guard_reads_back_every_log_every_steps_and_names_the_range(
     tiny_dirs: dict[str, Path], data: Path, tmp_path: Path, monkeypatch
 ) -> None:
-    from samlora.tasks.promptable.task import PromptableTask
-
-    original = PromptableTask.train_loss
-    calls = {"n": 0}
-
-    def poisoned(self, *args):
-        loss, terms = original(self, *args)
-        calls["n"] += 1
-        return (loss * float("nan"), terms) if calls["n"] == 5 else (loss, terms)
-
-    monkeypatch.setattr(PromptableTask, "train_loss", poisoned)
+    poison_loss_at(5, monkeypatch)
     cfg = cfg_for(
         tiny_dirs["sam"], data, tmp_path / "run", train={"max_steps": 12, "log_every": 4, "eval_every": 6}
     )

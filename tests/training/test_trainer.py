@@ -48,6 +48,21 @@ def cfg_for(model_dir: Path, data_root: Path, out: Path, **sections) -> object:
     return config_from_dict(base)
 
 
+def poison_loss_at(call: int, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Make the promptable task's ``call``-th training loss NaN (the NaN guard's input)."""
+    from samlora.tasks.promptable.task import PromptableTask
+
+    original = PromptableTask.train_loss
+    calls = {"n": 0}
+
+    def poisoned(self, *args):
+        loss, terms = original(self, *args)
+        calls["n"] += 1
+        return (loss * float("nan"), terms) if calls["n"] == call else (loss, terms)
+
+    monkeypatch.setattr(PromptableTask, "train_loss", poisoned)
+
+
 def train_losses(run: Path) -> list[float]:
     return [r["loss"] for r in read_log(run) if r["split"] == "train"]
 
@@ -233,21 +248,11 @@ def test_schedule_changes_the_learning_rate(
 def test_nan_loss_stops_with_step_and_checkpoint(
     tiny_dirs: dict[str, Path], data: Path, tmp_path: Path, monkeypatch
 ) -> None:
-    from samlora.tasks.promptable.task import PromptableTask
-
-    original = PromptableTask.train_loss
-    calls = {"n": 0}
-
-    def poisoned(self, *args):
-        loss, terms = original(self, *args)
-        calls["n"] += 1
-        return (loss * float("nan"), terms) if calls["n"] == 3 else (loss, terms)
-
-    monkeypatch.setattr(PromptableTask, "train_loss", poisoned)
+    poison_loss_at(3, monkeypatch)
     with pytest.raises(TrainingError, match=r"step 3 .*last good checkpoint is .*last \(step 2\)"):
         train(cfg_for(tiny_dirs["sam"], data, tmp_path / "nan", train={"eval_every": 1}))
     assert json.loads((tmp_path / "nan" / "last" / "samlora.json").read_text())["step"] == 2
-    calls["n"] = 2  # NaN at the first step: there is no checkpoint to name
+    poison_loss_at(1, monkeypatch)  # NaN at the first step: there is no checkpoint to name
     with pytest.raises(TrainingError, match=r"step 1 .*No checkpoint was saved") as err:
         train(cfg_for(tiny_dirs["sam"], data, tmp_path / "nan1", train={"eval_every": 1}))
     assert "last good" not in str(err.value) and not (tmp_path / "nan1" / "last").exists()
