@@ -215,7 +215,12 @@ def _add_error_handlers(app: FastAPI) -> None:
 
 
 class RequestLog:
-    """ASGI middleware: one log line per HTTP request."""
+    """ASGI middleware: one log line per HTTP request.
+
+    The line is written just before the last body chunk goes out, so a client that has its whole
+    answer can rely on the line being in the log already; a request that ends without an answer
+    (a crash, a dropped client) is logged when it ends.
+    """
 
     def __init__(self, app):
         self.app = app
@@ -223,20 +228,27 @@ class RequestLog:
     async def __call__(self, scope, receive, send):
         if scope["type"] != "http":
             return await self.app(scope, receive, send)
-        started, status = time.perf_counter(), [500]
+        started, status, logged = time.perf_counter(), [500], [False]
+
+        def line() -> None:
+            logged[0] = True
+            client = scope.get("client") or ("-", 0)
+            note = (scope.get("state") or {}).get("note", "")
+            log.info("%s %s %s %d %.1f ms %s", client[0], scope["method"], scope["path"], status[0],
+                     1000 * (time.perf_counter() - started), note)  # fmt: skip
 
         async def sending(message):
             if message["type"] == "http.response.start":
                 status[0] = message["status"]
+            elif message["type"] == "http.response.body" and not message.get("more_body", False):
+                line()
             await send(message)
 
         try:
             await self.app(scope, receive, sending)
         finally:
-            client = scope.get("client") or ("-", 0)
-            note = (scope.get("state") or {}).get("note", "")
-            log.info("%s %s %s %d %.1f ms %s", client[0], scope["method"], scope["path"], status[0],
-                     1000 * (time.perf_counter() - started), note)  # fmt: skip
+            if not logged[0]:
+                line()
 
 
 _REQUEST_BODY = {
