@@ -86,7 +86,6 @@ def test_process_serves_and_stops_cleanly_on_signal(
         reply = httpx.post(f"{url}/predict", headers=headers, files={"image": ("x.png", png_bytes(pixels))},
                            data={"request": '{"prompts": {"boxes": [[5, 5, 30, 30]]}, "compare": true}'})  # fmt: skip
         assert reply.status_code == 200 and len(reply.json()["results"]) == 2
-        time.sleep(0.2)  # let the log line of the request reach the pipe
         proc.send_signal(stop)
         out, _ = proc.communicate(timeout=60)
     finally:

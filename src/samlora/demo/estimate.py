@@ -41,6 +41,7 @@ class TrainingEstimate:
 
     def __enter__(self) -> TrainingEstimate:
         self._started = time.perf_counter()
+        self._old = len(self._steps_logged())  # read here, not in the thread: it may start late
         self._thread.start()
         return self
 
@@ -67,7 +68,7 @@ class TrainingEstimate:
 
     def _watch(self) -> None:
         seen: list[tuple[int, float]] = []  # (step, wall time it was first seen)
-        old = len(self._steps_logged())  # an earlier run's log, until the new run replaces it
+        old = self._old  # an earlier run's log, until the new run replaces it
         while not self._stop.wait(self.poll):
             steps = self._steps_logged()
             if old:
