@@ -40,3 +40,27 @@ def test_two_processes_halve_the_steps_and_agree(tiny_dirs: dict[str, Path], tmp
     assert (tmp_path / "two" / "best" / "adapter_model.safetensors").is_file()
     valid = [r for r in read_log(tmp_path / "two") if r["split"] == "valid"]
     assert valid and valid[-1]["objects"] >= 3  # validation reduced over both processes' shards
+
+
+@pytest.mark.skipif(TORCHRUN is None, reason="torchrun is not installed")
+def test_a_held_run_folder_stops_every_process_at_once(tiny_dirs: dict[str, Path], tmp_path: Path) -> None:
+    """Only the main process takes the lock; when it is refused, every process stops with the
+    message naming the holder (the other one used to crash at the next barrier with gloo's
+    "Connection closed by peer" traceback), and nothing is written."""
+    from samlora.io.lock import RunLock
+
+    data = write_mask_dataset(tmp_path / "data", n_train=4, n_valid=2, seed=1)
+    run = tmp_path / "run"
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    with RunLock(run, "samlora train (the test)"):
+        double = subprocess.run(
+            [TORCHRUN, "--standalone", "--nproc_per_node", "2", "-m", "samlora", "train",
+             "--model.name", str(tiny_dirs["sam"]), "--data.root", str(data), "--train.trackers", "[none]",
+             "--output.dir", str(run)],
+            capture_output=True, text=True, env=env, timeout=240, check=False,
+        )  # fmt: skip
+    assert double.returncode != 0
+    said = double.stderr.count(f"samlora: error: {run} is in use by pid {os.getpid()}")
+    assert said == 2, double.stderr[-3000:]  # both processes, each with exit status 2
+    assert "[rank1]: Traceback" not in double.stderr and "Connection closed" not in double.stderr
+    assert not (run / "config.yaml").exists()

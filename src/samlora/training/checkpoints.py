@@ -18,6 +18,7 @@ from samlora.lora.card import run_facts
 from samlora.lora.counts import parameter_report
 from samlora.models.loading import LoadedModel
 
+from .ranks import on_main
 from .state import STATE_DIR, save_state, state_step
 
 log = logging.getLogger(__name__)
@@ -93,15 +94,13 @@ class Checkpoints:
             counters["bad_validations"] += 1
         stop = bool(tr.patience and counters["bad_validations"] >= tr.patience)
         counters["stopped_early"] = stop
-        if acc.is_main_process:
-            targets = ["last"] + (["best"] if improved or valid_set is None else [])
-            self._write(targets, task, metrics, step, counters, optimizer, scheduler)
-            if stop:
-                log.info(
-                    "early stopping at step %d: %s did not improve on %.4f in %d validations (train.patience)",
-                    step, best_metric, counters["best"], tr.patience,
-                )  # fmt: skip
-        acc.wait_for_everyone()
+        targets = ["last"] + (["best"] if improved or valid_set is None else [])
+        on_main(acc, lambda: self._write(targets, task, metrics, step, counters, optimizer, scheduler))
+        if stop and acc.is_main_process:
+            log.info(
+                "early stopping at step %d: %s did not improve on %.4f in %d validations (train.patience)",
+                step, best_metric, counters["best"], tr.patience,
+            )  # fmt: skip
         return stop
 
     def _write(self, targets, task, metrics, step, counters, optimizer, scheduler) -> None:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 import os
 import time
-from contextlib import nullcontext
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -40,6 +40,7 @@ from .extend import extension_overrides
 from .guard import Problem, StepTally, check_in_sync
 from .log import MetricsLog, plot_loss_curve
 from .order import batches_per_epoch, epoch_indices
+from .ranks import on_main
 from .schedule import make_scheduler
 from .state import has_state, holds_run, load_state, recover_run, remove_run
 from .trackers import flat_config, tracker_names
@@ -139,10 +140,12 @@ class Trainer:
     def _recover(self) -> None:
         """``--resume``, holding the lock: finish saves a kill cut short, drop leftovers, pick the start."""
         acc = self.accelerator
-        if acc.is_main_process:
+
+        def recover() -> None:
             for line in recover_run(self.run_dir):
                 log.warning("%s: %s", self.run_dir, line)
-        acc.wait_for_everyone()
+
+        on_main(acc, recover)
         if not has_state(self.run_dir):
             if acc.is_main_process:
                 log.warning(
@@ -154,8 +157,12 @@ class Trainer:
 
     def _prepare_output(self) -> None:
         """Once start-up succeeded: remove an old run's artefacts and write the resolved config."""
-        acc = self.accelerator
-        if not self.resuming and acc.is_main_process:
+
+        def write() -> None:
+            if self.resuming:  # an extended run records its new length
+                if self.extended:
+                    save_config(self.cfg, self.run_dir / "config.yaml")
+                return
             try:
                 self.run_dir.mkdir(parents=True, exist_ok=True)
                 remove_run(self.run_dir)
@@ -164,9 +171,8 @@ class Trainer:
                 raise TrainingError(
                     f"cannot write the run folder {self.run_dir}: {describe(err)}; {fix_for(err)}"
                 ) from err
-        elif self.extended and acc.is_main_process:  # an extended run records its new length
-            save_config(self.cfg, self.run_dir / "config.yaml")
-        acc.wait_for_everyone()
+
+        on_main(self.accelerator, write)
 
     def _best_metric(self, task) -> str:
         try:
@@ -222,7 +228,8 @@ class Trainer:
     def run(self) -> TrainResult:
         """Train, validate, checkpoint; return where the adapters are."""
         command = "samlora train --resume" if self.resuming else "samlora train"
-        with RunLock(self.run_dir, command) if self.accelerator.is_main_process else nullcontext():
+        with ExitStack() as held:
+            on_main(self.accelerator, lambda: held.enter_context(RunLock(self.run_dir, command)))
             if self.resuming:
                 self._recover()
             else:
@@ -369,9 +376,7 @@ class Trainer:
         progress.close()
         acc.wait_for_everyone()
         check_in_sync(self.accelerator, self.model)
-        if acc.is_main_process:
-            plot_loss_curve(self.run_dir)
-        acc.wait_for_everyone()  # every process leaves together; then the process group goes
+        on_main(acc, lambda: plot_loss_curve(self.run_dir))  # every process leaves together
         acc.end_training()
         result = TrainResult(
             run_dir=self.run_dir,
