@@ -140,12 +140,8 @@ class Trainer:
     def _recover(self) -> None:
         """``--resume``, holding the lock: finish saves a kill cut short, drop leftovers, pick the start."""
         acc = self.accelerator
-
-        def recover() -> None:
-            for line in recover_run(self.run_dir):
-                log.warning("%s: %s", self.run_dir, line)
-
-        on_main(acc, recover)
+        for line in on_main(acc, lambda: recover_run(self.run_dir)) or []:
+            log.warning("%s: %s", self.run_dir, line)
         if not has_state(self.run_dir):
             if acc.is_main_process:
                 log.warning(
