@@ -24,6 +24,7 @@ from samlora.serve.app import build_app
 from samlora.serve.engine import Engine
 from samlora.serve.server import bind, make_server, url_of
 from samlora.serve.settings import ServeSettings
+from samlora.tasks.postprocess import PostProcess
 from tests.predict.test_predictor import make_adapter
 
 REFERENCE = "samlora-reference"
@@ -108,16 +109,17 @@ def sequential(adapter_dirs: dict[str, Path]) -> Predictor:
     return Predictor(REFERENCE, adapters=dict(adapter_dirs), device="cpu")
 
 
-def expected_rles(predictor: Predictor, pixels: np.ndarray, adapter: str, prompts: dict) -> list[dict]:
+def expected_rles(
+    predictor: Predictor, pixels: np.ndarray, adapter: str, prompts: dict, post: PostProcess | None = None
+) -> list[dict]:
     """The COCO RLEs a plain ``use`` + ``set_image`` + ``predict`` gives (empty masks dropped, as the server)."""
     from samlora.tasks.concept.scoring import rle
-    from samlora.tasks.postprocess import PostProcess
 
     predictor.use(adapter)
     predictor.set_image(pixels)
     pred = predictor.predict(
         boxes=prompts.get("boxes"), points=prompts.get("points"), point_labels=prompts.get("labels"),
-        post=PostProcess(threshold=float("-inf")),
+        post=post or PostProcess(threshold=float("-inf")),
     )  # fmt: skip
     return [rle(mask) for mask in pred.masks]
 

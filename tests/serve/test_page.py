@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import json
+import math
 import os
 import shutil
 import time
@@ -119,13 +120,25 @@ class Page:
                                      f"{self.element('#status').text}")  # fmt: skip
             time.sleep(0.05)
 
-    def answered(self, act) -> dict:
-        """Do ``act`` and wait for the server's answer; returns it (``None`` without prompts)."""
+    def answered(self, act, ok: bool = True) -> dict:
+        """Do ``act`` and wait for the server's answer; returns it (``None`` without prompts).
+
+        ``ok``: the answer must not be an error."""
         before = self.js("return samloraPage.answered")
         act()
         self.wait(lambda: self.js("return samloraPage.answered") > before)
-        assert self.js("return document.body.dataset.state") != "error", self.element("#status").text
+        if ok:
+            assert self.js("return document.body.dataset.state") != "error", self.element("#status").text
         return self.js("return samloraPage.answer")
+
+    def type_in(self, css: str, value: str, ok: bool = True) -> dict:
+        """Replace the text of input ``css`` by typing ``value``, then leave it (its change event);
+        waits for the server's answer."""
+        from selenium.webdriver.common.keys import Keys
+
+        box = self.element(css)
+        box.send_keys(Keys.CONTROL, "a")  # selected: typing replaces it, and nothing is sent yet
+        return self.answered(lambda: box.send_keys(value or Keys.BACKSPACE, Keys.TAB), ok)
 
     def offset(self, x: float, y: float, view: int = 0) -> tuple[int, int]:
         """CSS offset from the canvas centre of image pixel ``(x, y)`` of view ``view``."""
@@ -256,6 +269,43 @@ def test_downloads_png_masks_and_coco_rle_json(page: Page, frame, downloads: Pat
     assert np.array_equal(png == 255, mask_utils.decode(_rles(answer)[0]).astype(bool))
 
 
+def test_post_processing_controls_reach_the_server(page: Page, frame, sequential: Predictor) -> None:
+    from samlora.tasks.postprocess import PostProcess
+
+    path, pixels, (x, y) = frame
+    first = page.click(x, y)
+    assert page.js("return samloraPage.request.post") == {"min_area": 0, "fill_holes": False}
+    instance = first["results"][0]["instances"][0]
+    assert not page.element("#post-threshold").is_displayed()  # folded until opened
+    page.element("#post summary").click()
+    assert not page.element("#post-nms").is_displayed()  # NMS and top-k are for text prompts
+
+    def found(css: str, value: str) -> list[dict]:
+        return page.type_in(css, value)["results"][0]["instances"]
+
+    assert found("#post-threshold", f"{instance['score'] + 0.01:.4f}") == []
+    assert page.element("#view-0").get_attribute("data-instances") == "0"
+    assert found("#post-threshold", f"{instance['score'] - 0.01:.4f}")
+    assert found("#post-threshold", "") and "threshold" not in page.js("return samloraPage.request.post")
+    clicked = {"points": page.prompts()["points"], "labels": [1]}
+    half = instance["area"] // 2  # also removes the mask's pieces smaller than this, as predict does
+    want = expected_rles(sequential, pixels, "a1", clicked, PostProcess(threshold=-math.inf, min_area=half))
+    assert _rles(page.type_in("#post-min-area", str(half))) == want
+    assert found("#post-min-area", str(instance["area"] + 1)) == []
+    assert page.js("return samloraPage.request.post") == {
+        "min_area": instance["area"] + 1,
+        "fill_holes": False,
+    }
+    found("#post-min-area", "0")
+    filled = page.answered(page.element("#post-fill").click)
+    assert page.js("return samloraPage.request.post") == {"min_area": 0, "fill_holes": True}
+    want = expected_rles(sequential, pixels, "a1", clicked, PostProcess(threshold=-math.inf, fill_holes=True))
+    assert _rles(filled) == want
+    page.type_in("#post-min-area", "-3", ok=False)  # the server's own message, on the page
+    assert page.js("return document.body.dataset.state") == "error"
+    assert "min_area" in page.element("#status").text
+
+
 def _readme_screenshot(page: Page, frame, out: Path) -> None:
     """README's picture: the frame clicked once, adapter | vanilla (SAMLORA_SCREENSHOT_ADAPTER's if set)."""
     from samlora.cli.serve import parse_adapters
@@ -331,3 +381,13 @@ def test_text_prompts_on_a_concept_model(driver, tiny_dirs: dict, frame) -> None
         answer = page.answered(page.element("#text-go").click)
         assert page.js("return samloraPage.texts") == ["square", "disc"]
         assert {i["label"] for i in answer["results"][0]["instances"]} <= {"square", "disc"}
+        page.element("#post summary").click()
+        assert page.element("#post-nms").is_displayed() and page.element("#post-top-k").is_displayed()
+        every = page.type_in("#post-threshold", "0")["results"][0]["instances"]
+        assert page.js("return samloraPage.request.post") == {
+            "threshold": 0, "nms_iou": 0.5, "top_k": 100, "min_area": 0, "fill_holes": False
+        }  # fmt: skip
+        per_prompt = page.type_in("#post-top-k", "1")["results"][0]["instances"]
+        assert len(every) > 2 and sorted(i["prompt_index"] for i in per_prompt) == [0, 1]
+        page.type_in("#post-nms", "1")
+        assert page.js("return samloraPage.request.post")["nms_iou"] == 1

@@ -16,6 +16,7 @@ const state = {
   history: [],         // earlier prompt states, for undo
   texts: [],           // text prompts (concept models)
   answer: null,        // the last POST /predict answer
+  request: null,       // the last POST /predict request, without the image
   serial: 0,           // request counter: answers to stale requests are dropped
   answered: 0,         // answers shown so far (masks or an error), for scripts that drive the page
   token: sessionStorage.getItem("samlora-token") || "",
@@ -170,6 +171,22 @@ function attachCanvas(canvas) {
 
 // ---------------------------------------------------------------- the server
 
+// The post-processing panel as the request's "post" options. An empty field is left out (the
+// server's default); a value the server refuses comes back as its 422 message in the status bar.
+function postOptions() {
+  const number = (id) => ($(id).value.trim() === "" ? null : Number($(id).value));
+  const post = {};
+  const threshold = number("post-threshold");
+  if (threshold !== null) post.threshold = threshold;
+  if (state.models.model.task === "concept") {
+    post.nms_iou = number("post-nms") ?? 0.5;
+    post.top_k = number("post-top-k") ?? 100;
+  }
+  post.min_area = number("post-min-area") ?? 0;
+  post.fill_holes = $("post-fill").checked;
+  return post;
+}
+
 async function predict() {
   const serial = ++state.serial;
   if (!state.file || !hasPrompts()) {
@@ -184,7 +201,8 @@ async function predict() {
   const compare = $("compare").checked && adapter !== state.models.vanilla;
   const form = new FormData();
   form.append("image", state.file, state.file.name || "image.png");
-  form.append("request", JSON.stringify({ prompts: requestPrompts(), adapter, compare }));
+  state.request = { prompts: requestPrompts(), adapter, compare, post: postOptions() };
+  form.append("request", JSON.stringify(state.request));
   document.body.dataset.state = "busy";
   setStatus("segmenting…");
   const started = performance.now();
@@ -370,6 +388,9 @@ function init() {
   });
   $("adapter").addEventListener("change", predict);
   $("compare").addEventListener("change", () => { render(); predict(); });
+  for (const id of ["post-threshold", "post-nms", "post-top-k", "post-min-area", "post-fill"]) {
+    $(id).addEventListener("change", predict);
+  }
   $("undo").addEventListener("click", undo);
   $("clear").addEventListener("click", clearPrompts);
   $("download-png").addEventListener("click", downloadMasks);
