@@ -57,6 +57,51 @@ def ratio_row(name: str, a: list[float], b: list[float], items: int) -> tuple[st
     )
 
 
+def loader_rows(
+    bare: Callable[[int], Callable[[], object]],
+    start: Callable[[int], object],
+    device_step: Callable[[list], object],
+    items: int,
+    repeats: int,
+) -> list[tuple[str, ...]]:
+    """The loader benchmarks' rows: samlora's first and cached epochs, without and with the batch
+    made on the device, against the bare loop, with 0 and 2 workers (interleaved per worker count).
+
+    Args:
+        bare: ``bare(workers)`` is one epoch of the bare loop.
+        start: ``start(workers)`` is what a run builds at its start (the data check, the decoded
+            cache, the workers): an ``EpochLoader`` of training items.
+        device_step: makes a list of items into the device batch.
+    """
+    state: dict[int, list] = {}
+
+    def ours(workers: int, first: bool, device: bool) -> Callable[[], None]:
+        def run() -> None:
+            if first or workers not in state:
+                state[workers] = [start(workers), 0]
+            state[workers][1] += 1  # later epochs of the same run reuse its cache and workers
+            loader, epoch = state[workers]
+            for batch in loader.epoch(epoch, range(items)):
+                if device:
+                    device_step(batch)
+
+        return run
+
+    rows = []
+    for workers in (0, 2):
+        cases = {
+            "bare": bare(workers),
+            "first": ours(workers, True, False),
+            "cached": ours(workers, False, False),
+            "first+device": ours(workers, True, True),
+            "cached+device": ours(workers, False, True),
+        }
+        times = interleaved(cases, repeats)
+        for name in ("first", "cached", "first+device", "cached+device"):
+            rows.append(ratio_row(f"{name}, {workers} workers", times[name], times["bare"], items))
+    return rows
+
+
 def jpeg_mask_set(root: Path, n: int, size: tuple[int, int] = (1024, 1024), seed: int = 0) -> Path:
     """``root/train/images/*.jpg`` (quality 90) + ``root/train/masks/*.png``: synthetic shapes."""
     from samlora.data.synthetic import write_mask_split

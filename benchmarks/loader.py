@@ -24,7 +24,7 @@ import tempfile
 from pathlib import Path
 
 import torch
-from ab import bare_decode, interleaved, jpeg_mask_set, print_table, ratio_row
+from ab import bare_decode, jpeg_mask_set, loader_rows, print_table
 from torch.utils.data import DataLoader
 
 from samlora.config import config_from_dict
@@ -80,45 +80,23 @@ def main() -> None:
         split = open_split(root, "train", "masks")
         pairs = [(r.path, r.mask_path) for r in split.images]
         n = len(pairs)
-        state: dict[str, object] = {}
 
         def bare(workers: int):
-            return lambda: [
-                b
-                for b in DataLoader(
+            return lambda: list(
+                DataLoader(
                     Bare(pairs, pre.image_size), batch_size=BATCH, num_workers=workers, collate_fn=list
                 )
-            ]
+            )
 
-        def ours(workers: int, first: bool, device: bool):
-            def run():
-                key = f"loader{workers}"
-                if first or key not in state:  # a run's start: the check, the cache, the workers
-                    splits = open_training_splits(cfg, pre.frame)
-                    dataset = PromptableDataset(splits.train, cfg, train=True, images=splits.images)
-                    set_epoch = PromptableTask.set_epoch
-                    own = 0 if dataset.items_in_process else workers  # as the trainer chooses
-                    state[key] = EpochLoader(dataset, BATCH, list, own, set_epoch)
-                    state["epoch"] = 0
-                state["epoch"] += 1  # later epochs of the same run reuse its workers
-                for items in state[key].epoch(state["epoch"], range(n)):
-                    if device:
-                        frame_batch(items, pre, cfg, torch.device("cpu"))
+        def start(workers: int) -> EpochLoader:
+            splits = open_training_splits(cfg, pre.frame)
+            dataset = PromptableDataset(splits.train, cfg, train=True, images=splits.images)
+            own = 0 if dataset.items_in_process else workers  # as the trainer chooses
+            return EpochLoader(dataset, BATCH, list, own, PromptableTask.set_epoch)
 
-            return run
-
-        rows = []
-        for workers in (0, 2):
-            cases = {
-                "bare": bare(workers),
-                "first": ours(workers, True, False),
-                "cached": ours(workers, False, False),
-                "first+device": ours(workers, True, True),
-                "cached+device": ours(workers, False, True),
-            }
-            times = interleaved(cases, args.repeats)
-            for name in ("first", "cached", "first+device", "cached+device"):
-                rows.append(ratio_row(f"{name}, {workers} workers", times[name], times["bare"], n))
+        rows = loader_rows(
+            bare, start, lambda items: frame_batch(items, pre, cfg, torch.device("cpu")), n, args.repeats
+        )
         print_table(
             f"{n} JPEGs of {args.size} px -> {pre.image_size} px frame, batch {BATCH}, {torch.get_num_threads()} threads",
             rows,

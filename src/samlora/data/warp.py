@@ -112,10 +112,10 @@ def warp_batch(
     src = _padded(images, device, torch.float32)
     grid = source / torch.tensor([src.shape[-1], src.shape[-2]], device=device, dtype=torch.float32) * 2 - 1
     pixels = F.grid_sample(src, grid, mode="bilinear", padding_mode="border", align_corners=False)
-    pixels = pixels.clamp_(0, 255) * inside[:, None]
+    pixels = pixels.clamp_(0, 255).mul_(inside[:, None])
     lab = _padded(labels, device, torch.float32)
     warped = F.grid_sample(lab, grid, mode="nearest", padding_mode="zeros", align_corners=False)
-    warped = (warped * inside[:, None]).long()
+    warped = warped.mul_(inside[:, None]).long()
     pixels = colour_batch(pixels, region, [p.colour for p in plans])
     return WarpedBatch(pixels=pixels, labels=warped, region=region, extent=extent, scale=scale)
 
@@ -123,11 +123,13 @@ def warp_batch(
 def colour_batch(
     pixels: torch.Tensor, region: torch.Tensor, steps: list[list[tuple[str, float]]]
 ) -> torch.Tensor:
-    """Run each image's colour steps (in its own order) on ``B x 3 x S x S`` pixels in ``[0, 255]``.
+    """Run each image's colour steps (in its own order) on ``B x 3 x S x S`` pixels in ``[0, 255]``,
+    in place (``pixels`` is returned).
 
     Semantics of torchvision's jitter: brightness scales; contrast blends with the mean gray of
     the image's region; saturation blends with each pixel's gray; hue rotates the HSV hue by a
-    fraction of the circle. Images whose ``j``-th step is the same kind run together.
+    fraction of the circle. Images whose ``j``-th step is the same kind run together; when only
+    some images of the batch have it, each of them runs on its own view (no gather, no scatter).
     """
     depth = max((len(s) for s in steps), default=0)
     for j in range(depth):
@@ -136,46 +138,54 @@ def colour_batch(
             if j < len(s):
                 kinds.setdefault(s[j][0], []).append(b)
         for kind, members in kinds.items():
-            whole = len(members) == pixels.shape[0]  # every image: no gather, no scatter
-            index = torch.tensor(members, device=pixels.device)
-            value = torch.tensor([steps[b][j][1] for b in members], device=pixels.device, dtype=pixels.dtype)
-            x = pixels if whole else pixels.index_select(0, index)
-            inside = region if whole else region.index_select(0, index)
-            value = value.view(-1, 1, 1, 1)
-            if kind == "brightness":
-                x = x * value
-            elif kind == "contrast":
-                weight = inside[:, None].to(x.dtype)
-                mean = (_gray(x) * weight).sum(dim=(1, 2, 3), keepdim=True) / weight.sum(
-                    dim=(1, 2, 3), keepdim=True
+            if len(members) == pixels.shape[0]:
+                value = torch.tensor(
+                    [steps[b][j][1] for b in members], device=pixels.device, dtype=pixels.dtype
                 )
-                x = value * x + (1 - value) * mean
-            elif kind == "saturation":
-                x = value * x + (1 - value) * _gray(x)
+                _colour_step(pixels, region, kind, value.view(-1, 1, 1, 1))
             else:
-                x = _shift_hue(x, value)
-            x = x.clamp_(0, 255) * inside[:, None]
-            pixels = x if whole else pixels.index_copy(0, index, x)
+                for b in members:
+                    value = torch.full((1, 1, 1, 1), steps[b][j][1], device=pixels.device, dtype=pixels.dtype)
+                    _colour_step(pixels[b : b + 1], region[b : b + 1], kind, value)
     return pixels
 
 
+def _colour_step(x: torch.Tensor, region: torch.Tensor, kind: str, value: torch.Tensor) -> None:
+    """One colour step on ``N x 3 x S x S`` pixels in place; ``value``: ``N x 1 x 1 x 1``."""
+    inside = region[:, None]
+    if kind == "brightness":
+        x.mul_(value)
+    elif kind == "contrast":
+        weight = inside.to(x.dtype)
+        mean = (_gray(x) * weight).sum(dim=(1, 2, 3), keepdim=True) / weight.sum(dim=(1, 2, 3), keepdim=True)
+        x.mul_(value).add_((1 - value) * mean)
+    elif kind == "saturation":
+        gray = _gray(x)
+        x.mul_(value).add_((1 - value) * gray)
+    else:
+        x.copy_(_shift_hue(x, value))
+    x.clamp_(0, 255).mul_(inside)
+
+
 def _gray(x: torch.Tensor) -> torch.Tensor:
-    weights = torch.tensor(_GRAY, device=x.device, dtype=x.dtype).view(1, 3, 1, 1)
-    return (x * weights).sum(dim=1, keepdim=True)
+    """``N x 1 x H x W`` luma of ``N x 3 x H x W`` RGB."""
+    r, g, b = x[:, 0:1], x[:, 1:2], x[:, 2:3]
+    return (r * _GRAY[0]).add_(g, alpha=_GRAY[1]).add_(b, alpha=_GRAY[2])
 
 
 def _shift_hue(x: torch.Tensor, shift: torch.Tensor) -> torch.Tensor:
-    """Rotate the hue of ``N x 3 x H x W`` RGB in ``[0, 255]`` by ``shift`` (``N x 1 x 1 x 1``) turns."""
+    """Rotate the hue of ``N x 3 x H x W`` RGB in ``[0, 255]`` by ``shift`` (``N x 1 x 1 x 1``) turns.
+
+    HSV keeps the largest channel and the chroma (largest minus smallest); only the hue moves.
+    """
     r, g, b = x.unbind(dim=1)
-    high = x.max(dim=1).values
-    low = x.min(dim=1).values
-    chroma = high - low
-    safe = torch.where(chroma > 0, chroma, torch.ones_like(chroma))
-    hue = torch.where(
-        high == r, ((g - b) / safe) % 6, torch.where(high == g, (b - r) / safe + 2, (r - g) / safe + 4)
+    high = torch.maximum(torch.maximum(r, g), b)
+    chroma = high - torch.minimum(torch.minimum(r, g), b)
+    # the hue in sixths of a turn, from the largest channel: r: (g - b) / c; g: 2 + (b - r) / c; b: 4 + (r - g) / c
+    sixths = torch.where(
+        high == r, g - b, torch.where(high == g, (b - r).add_(chroma, alpha=2), (r - g).add_(chroma, alpha=4))
     )
-    hue = torch.where(chroma > 0, hue / 6, torch.zeros_like(hue))
-    hue = (hue + shift[:, 0]) % 1.0
-    k = (torch.tensor([5.0, 3.0, 1.0], device=x.device).view(1, 3, 1, 1) + hue[:, None] * 6) % 6
-    ramp = torch.clamp(torch.minimum(k, 4 - k), 0, 1)
+    sixths = sixths.div_(chroma.clamp(min=1e-6)).add_(shift[:, 0] * 6).remainder_(6)  # gray: any hue
+    k = (sixths[:, None] + torch.tensor([5.0, 3.0, 1.0], device=x.device).view(1, 3, 1, 1)).remainder_(6)
+    ramp = torch.minimum(k, 4 - k).clamp_(0, 1)
     return high[:, None] - chroma[:, None] * ramp
