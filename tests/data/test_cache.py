@@ -147,3 +147,28 @@ def test_the_check_decodes_once_and_hands_training_its_samples(tmp_path: Path, m
         full = decode.load_sample(record)
         assert sample.original_size == full.size and max(sample.size) <= 32
         assert len(sample.layers) == len(full.masks)
+
+
+def test_boxes_and_pixels_of_each_object_as_nonzero_of_its_mask_gives_them() -> None:
+    """Boxes from one pass per label layer; pixels read inside the box, in row-major order;
+    overlapping objects (several layers) and an object without pixels included."""
+    from samlora.data.frame import FrameSample, object_boxes
+
+    rng = np.random.default_rng(4)
+    masks = [rng.random((30, 41)) < p for p in (0.05, 0.2, 0.5, 0.3)] + [np.zeros((30, 41), bool)]
+    labels, layers = pack_masks(masks, 30, 41)
+    assert len(labels) > 1  # the random masks overlap: several layers
+    k = len(masks)
+    sample = FrameSample(
+        image=np.zeros((30, 41, 3), np.uint8), labels=labels, layers=layers,
+        areas=np.array([m.sum() for m in masks]), boxes=object_boxes(labels, layers), category_ids=np.ones(k, np.int64),
+        iscrowd=np.zeros(k, bool), ann_ids=list(range(k)), image_id=1, file_name="x.png", original_size=(30, 41),
+    )  # fmt: skip
+    got = sample.pixels_of([3, 0, 4, 1, 2, 0])
+    assert sorted(got) == [0, 1, 2, 3, 4]
+    for i, mask in enumerate(masks):
+        rows, cols = np.nonzero(mask)
+        assert np.array_equal(got[i][0], rows) and np.array_equal(got[i][1], cols), i
+        box = [rows.min(), cols.min(), rows.max() + 1, cols.max() + 1] if len(rows) else [0, 0, 0, 0]
+        assert sample.boxes[i].tolist() == box, i
+    assert sample.pixels_of([]) == {}

@@ -21,10 +21,11 @@ def picture() -> tuple[torch.Tensor, torch.Tensor, np.ndarray, np.ndarray]:
     return torch.from_numpy(image).permute(2, 0, 1), torch.from_numpy(labels), image, labels
 
 
-def plan_for(aug: Augment, labels: np.ndarray, seed: int) -> AugmentPlan:
-    return aug.plan(
-        (H, W), lambda k: np.nonzero(labels[0] == k + 1), np.array([0, 1]), np.random.default_rng(seed)
-    )
+def plan_for(aug: Augment, labels: np.ndarray, seed: int, boxes: np.ndarray | None = None) -> AugmentPlan:
+    def pixels_of(ks: list[int]) -> dict[int, tuple[np.ndarray, np.ndarray]]:
+        return {k: np.nonzero(labels[0] == k + 1) for k in ks}
+
+    return aug.plan((H, W), pixels_of, np.array([0, 1]), np.random.default_rng(seed), boxes)
 
 
 def test_flips_rotations_and_crops_are_exact_and_batched() -> None:
@@ -99,6 +100,23 @@ def test_colour_steps_follow_each_images_own_order() -> None:
         shifted.amax(0) + shifted.amin(0), base.amax(0) + base.amin(0), atol=1e-2, rtol=0
     )
     assert (out.labels[:, 0, :H] == lab[0]).all()  # colour never moves objects
+
+
+def test_plans_from_object_boxes_equal_plans_from_every_pixel() -> None:
+    """Known boxes let the plan skip reading the pixels of objects that stay in view: the same
+    windows, drawn with the same random numbers."""
+    from samlora.data.frame import object_boxes
+
+    _, _, _, labels = picture()
+    boxes = object_boxes(labels, np.array([0, 0]))
+    for aug in (
+        Augment(scale=(0.5, 2.0), crop=0.7),
+        Augment(hflip=0.5, rot90=0.5, scale=(1.5, 3.0), crop=1.0),
+    ):
+        for seed in range(40):
+            a = plan_for(aug, labels, seed)
+            b = plan_for(aug, labels, seed, boxes)
+            assert a.ops == b.ops and np.allclose(a.matrix, b.matrix, atol=1e-9), (seed, a.ops)
 
 
 def test_plans_are_deterministic_per_generator() -> None:

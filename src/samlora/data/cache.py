@@ -35,9 +35,9 @@ from .records import ImageRecord
 
 log = logging.getLogger(__name__)
 
-CACHE_VERSION = 1
+CACHE_VERSION = 2
 """Bumped whenever the stored form changes, so old files are never read as new ones."""
-_ARRAYS = ("image", "labels", "layers", "areas", "category_ids", "iscrowd")
+_ARRAYS = ("image", "labels", "layers", "areas", "boxes", "category_ids", "iscrowd")
 _NUMPY = {"U8": np.uint8, "I16": np.int16, "I32": np.int32, "I64": np.int64, "BOOL": np.bool_}
 
 

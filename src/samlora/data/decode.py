@@ -29,7 +29,7 @@ from scipy import ndimage
 
 from samlora.errors import DataError
 
-from .frame import Frame, FrameSample, label_dtype, pack_masks, shrink_labels
+from .frame import Frame, FrameSample, label_dtype, object_boxes, pack_masks, shrink_labels
 from .images import DEFAULT_MAX_PIXELS, load_image, load_label_map, read_image
 from .records import ImageRecord, ObjectAnn, Sample
 
@@ -310,6 +310,7 @@ def in_frame(
         labels=labels,
         layers=objects.layers,
         areas=areas,
+        boxes=object_boxes(labels, objects.layers),
         category_ids=np.asarray(objects.category_ids, dtype=np.int64).reshape(-1),
         iscrowd=np.asarray(objects.iscrowd, dtype=bool).reshape(-1),
         ann_ids=list(objects.ann_ids),

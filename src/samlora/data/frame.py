@@ -19,6 +19,7 @@ is the ``H x W`` of the file (EXIF orientation applied), for mapping back.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -71,6 +72,19 @@ def label_dtype(count: int) -> np.dtype:
     return np.dtype(np.int16) if count < np.iinfo(np.int16).max else np.dtype(np.int32)
 
 
+def object_boxes(labels: np.ndarray, layers: np.ndarray) -> np.ndarray:
+    """``K x 4`` int64 ``(row0, col0, row1, col1)`` boxes (ends exclusive) of object ``k``, which is
+    ``labels[layers[k]] == k + 1``, from one pass over each layer; zeros for an object without pixels."""
+    from scipy import ndimage
+
+    boxes = np.zeros((len(layers), 4), np.int64)
+    for layer in np.unique(layers):
+        for k, found in enumerate(ndimage.find_objects(labels[layer], max_label=len(layers))):
+            if found is not None and layers[k] == layer:
+                boxes[k] = found[0].start, found[1].start, found[0].stop, found[1].stop
+    return boxes
+
+
 def pack_masks(masks: list[np.ndarray], height: int, width: int) -> tuple[np.ndarray, np.ndarray]:
     """``K`` bool ``H x W`` masks -> ``(labels L x H x W, layers K)`` (see the module docstring)."""
     dtype = label_dtype(len(masks))
@@ -95,6 +109,8 @@ class FrameSample:
         labels: ``L x h x w`` int16/int32 label layers; object ``k`` is ``labels[layers[k]] == k + 1``.
         layers: ``K`` int64, the layer of each object.
         areas: ``K`` int64, pixels of each object in ``labels`` (0 when shrinking lost it).
+        boxes: ``K x 4`` int64 ``(row0, col0, row1, col1)`` (ends exclusive) around each object's
+            pixels in ``labels``; zeros for an object without pixels.
         category_ids: ``K`` int64; ``iscrowd``: ``K`` bool; ``ann_ids``: ``K`` ids for reports.
         original_size: ``(H, W)`` of the file, EXIF orientation applied.
     """
@@ -103,6 +119,7 @@ class FrameSample:
     labels: np.ndarray
     layers: np.ndarray
     areas: np.ndarray
+    boxes: np.ndarray
     category_ids: np.ndarray
     iscrowd: np.ndarray
     ann_ids: list[int | str]
@@ -120,6 +137,12 @@ class FrameSample:
         values = np.arange(1, len(self.layers) + 1)[:, None, None]
         return self.labels[self.layers] == values if len(self.layers) else np.zeros((0, *self.size), bool)
 
-    def pixels_of(self, k: int) -> tuple[np.ndarray, np.ndarray]:
-        """``(rows, cols)`` of object ``k``'s pixels."""
-        return np.nonzero(self.labels[self.layers[k]] == k + 1)
+    def pixels_of(self, ks: Sequence[int]) -> dict[int, tuple[np.ndarray, np.ndarray]]:
+        """``{k: (rows, cols)}``: the pixels of each object of ``ks`` in row-major order (as
+        ``np.nonzero`` of its mask gives them), read inside the object's box only."""
+        out = {}
+        for k in {int(k) for k in ks}:
+            r0, c0, r1, c1 = (int(v) for v in self.boxes[k])
+            rows, cols = np.nonzero(self.labels[self.layers[k], r0:r1, c0:c1] == k + 1)
+            out[k] = rows + r0, cols + c0
+        return out

@@ -180,22 +180,24 @@ class Augment:
     def plan(
         self,
         size: tuple[int, int],
-        pixels_of: Callable[[int], tuple[np.ndarray, np.ndarray]],
+        pixels_of: Callable[[list[int]], dict[int, tuple[np.ndarray, np.ndarray]]],
         anchors: np.ndarray,
         rng: np.random.Generator,
+        boxes: np.ndarray | None = None,
     ) -> AugmentPlan:
         """The same steps as :meth:`apply`, drawn as an :class:`AugmentPlan` for the device.
 
-        ``size`` is the source ``(h, w)``; ``pixels_of(k)`` gives object ``k``'s ``(rows, cols)``
+        ``size`` is the source ``(h, w)``; ``pixels_of(ks)`` gives each object's ``(rows, cols)``
         in the source; ``anchors`` the objects a zoom or crop window keeps a pixel of (see
-        :func:`_anchor_order`). Nothing is resampled here: windows are placed on the objects'
+        :func:`_anchor_order`); ``boxes`` (``K x 4`` ``row0, col0, row1, col1``, ends exclusive)
+        the boxes of their pixels, when known (else they come from the pixels). Nothing is resampled here: windows are placed on the objects'
         source pixels mapped through the steps drawn so far.
         """
         plan = AugmentPlan.identity(size)
         if self.is_identity:
             return plan
         h, w = plan.size
-        step = _Steps(plan, pixels_of, anchors)
+        step = _Steps(plan, pixels_of, anchors, boxes)
         if self.hflip and rng.random() < self.hflip:
             step.then([[-1.0, 0.0, w], [0.0, 1.0, 0.0]], (h, w), "hflip")
         if self.vflip and rng.random() < self.vflip:
@@ -279,13 +281,20 @@ class Augment:
 
 
 class _Steps:
-    """Composes an :class:`AugmentPlan` step by step and finds anchor pixels through it."""
+    """Composes an :class:`AugmentPlan` step by step and finds anchor pixels through it.
 
-    def __init__(self, plan: AugmentPlan, pixels_of: Callable, anchors: np.ndarray):
+    Pixels are fetched only when needed: an object whose box stays in view keeps all its pixels
+    there (an affine map keeps them inside the box's image), so only the objects the view cuts,
+    and the one chosen, have their pixels read.
+    """
+
+    def __init__(self, plan: AugmentPlan, pixels_of: Callable, anchors: np.ndarray, boxes: np.ndarray | None):
         self.plan = plan
         self.pixels_of = pixels_of
         self.anchors = [int(k) for k in anchors]
-        self.pixels: dict[int, np.ndarray] = {}
+        self.boxes = boxes
+        self.centres: dict[int, np.ndarray] = {}  # k -> 2 x N source pixel centres (x, y)
+        self.corners: dict[int, np.ndarray | None] = {}  # k -> 2 x 4 corners of their box (None: no pixels)
 
     def then(self, step: list[list[float]], size: tuple[int, int], op: str | None) -> None:
         """Append a step whose ``2 x 3`` matrix maps new coordinates to the current ones."""
@@ -295,24 +304,60 @@ class _Steps:
         if op:
             self.plan.ops.append(op)
 
+    def _fetch(self, ks: list[int]) -> None:
+        missing = [k for k in ks if k not in self.centres]
+        for k, (rows, cols) in (self.pixels_of(missing) if missing else {}).items():
+            self.centres[k] = np.stack([cols + 0.5, rows + 0.5]).astype(np.float64)
+
+    def _corners(self, k: int) -> np.ndarray | None:
+        if k not in self.corners:
+            if self.boxes is not None:
+                r0, c0, r1, c1 = (float(v) for v in self.boxes[k])
+                box = None if r1 <= r0 else (c0 + 0.5, r0 + 0.5, c1 - 0.5, r1 - 0.5)
+            else:
+                self._fetch(self.anchors)
+                xy = self.centres[k]
+                box = (*xy.min(axis=1), *xy.max(axis=1)) if xy.shape[1] else None
+            self.corners[k] = (
+                None
+                if box is None
+                else np.array([[box[0], box[2], box[0], box[2]], [box[1], box[1], box[3], box[3]]])
+            )
+        return self.corners[k]
+
     def anchor_pixel(self, rng: np.random.Generator) -> tuple[int, int] | None:
         """``(row, col)`` now of a uniform source pixel (still in view) of a uniform anchor object."""
         inverse = np.linalg.inv(np.vstack([self.plan.matrix, [0.0, 0.0, 1.0]]))[:2]
+        linear, shift = inverse[:, :2], inverse[:, 2:]
         h, w = self.plan.size
-        alive = []
+
+        def inside(xy: np.ndarray) -> np.ndarray:
+            return (xy[0] >= 0) & (xy[0] < w) & (xy[1] >= 0) & (xy[1] < h)
+
+        alive: list[tuple[int, np.ndarray | None]] = []  # (object, its pixels now; None: all of them)
         for k in self.anchors:
-            if k not in self.pixels:
-                rows, cols = self.pixels_of(k)
-                self.pixels[k] = np.stack([cols + 0.5, rows + 0.5, np.ones(len(rows))])
-            xy = inverse @ self.pixels[k]
-            inside = (xy[0] >= 0) & (xy[0] < w) & (xy[1] >= 0) & (xy[1] < h)
-            if inside.any():
-                alive.append(xy[:, inside])
+            corners = self._corners(k)
+            if corners is None:
+                continue
+            if inside(linear @ corners + shift).all():
+                alive.append((k, None))
+                continue
+            self._fetch([k])
+            now = linear @ self.centres[k] + shift
+            kept = inside(now)
+            if kept.any():
+                alive.append((k, now[:, kept]))
         if not alive:
             return None
-        xy = alive[int(rng.integers(len(alive)))]
-        i = int(rng.integers(xy.shape[1]))
-        return int(xy[1, i]), int(xy[0, i])
+        k, now = alive[int(rng.integers(len(alive)))]
+        if now is None:
+            self._fetch([k])
+            i = int(rng.integers(self.centres[k].shape[1]))
+            x, y = (linear @ self.centres[k][:, i : i + 1] + shift)[:, 0]
+        else:
+            i = int(rng.integers(now.shape[1]))
+            x, y = now[:, i]
+        return int(y), int(x)
 
 
 def _anchor_order(had: np.ndarray, crowd: np.ndarray) -> np.ndarray:

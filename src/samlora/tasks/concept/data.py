@@ -136,7 +136,7 @@ class ConceptDataset(Dataset):
         crowd = frame.iscrowd.astype(bool)
         chosen = np.flatnonzero((~crowd | self.cfg.data.include_crowd) & (frame.areas > 0))
         if self.use_augment:  # zoom and crop windows keep a pixel of a target
-            plan = self.augment.plan(frame.size, frame.pixels_of, chosen, rng)
+            plan = self.augment.plan(frame.size, frame.pixels_of, chosen, rng, frame.boxes)
         else:
             plan = AugmentPlan.identity(frame.size)
         present = sorted({int(c) for c in frame.category_ids})  # crowd categories are never negatives

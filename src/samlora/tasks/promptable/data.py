@@ -171,7 +171,7 @@ class PromptableDataset(Dataset):
         if len(chosen) > cfg.data.objects_per_image:
             chosen = np.sort(rng.choice(chosen, cfg.data.objects_per_image, replace=False))
         if self.use_augment:  # zoom and crop windows keep a pixel of a chosen object
-            plan = self.augment.plan(sample.size, sample.pixels_of, chosen, rng)
+            plan = self.augment.plan(sample.size, sample.pixels_of, chosen, rng, sample.boxes)
         else:
             plan = AugmentPlan.identity(sample.size)
         width = pr.max_points + pr.negative_points
