@@ -166,9 +166,7 @@ class Preprocessing:
         size = size or self.image_size
         frame = torch.zeros(masks.shape[0], self.image_size, self.image_size, device=masks.device)
         if masks.shape[0] and tuple(masks.shape[-2:]) == (geom.resized_h, geom.resized_w):
-            frame[:, : geom.resized_h, : geom.resized_w] = (
-                masks  # already in the frame (resizing is the identity)
-            )
+            frame[:, : geom.resized_h, : geom.resized_w] = masks  # in the frame already: no resize
         elif masks.shape[0]:
             resized = F.interpolate(
                 masks[:, None].float(), size=(geom.resized_h, geom.resized_w), mode="bilinear", antialias=True
