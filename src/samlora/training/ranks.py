@@ -11,8 +11,8 @@ The outcome travels in tensors that this module keeps for the life of the proces
 tensors are released by the process group's worker thread when it is done with them; had Python
 already dropped them, that thread would need the GIL to free them, while the main thread, tearing
 the process group down at the end of the run, holds the GIL and waits for that thread. With
-``accelerate.utils.broadcast_object_list`` (temporary tensors) that deadlock hung the end of
-about one two-process CPU run in ten (``py-spy``: gloo's destructor joining a worker that waits
+``accelerate.utils.broadcast_object_list`` (temporary tensors) that deadlock hung the end of 2
+of 12 two-process CPU runs here (``py-spy``: gloo's destructor joining a worker that waits
 for the GIL in ``~AsyncBroadcastWork``).
 """
 
