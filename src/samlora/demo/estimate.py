@@ -36,6 +36,7 @@ class TrainingEstimate:
         self.log_file = Path(run_dir) / "metrics.jsonl"
         self.steps, self.seeds, self.poll = steps, seeds, poll
         self.message: str | None = None
+        self.seen: list[tuple[int, float]] = []  # (step, wall time it was first seen) of the new run
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._watch, name="samlora-demo-estimate", daemon=True)
 
@@ -67,7 +68,7 @@ class TrainingEstimate:
         return steps
 
     def _watch(self) -> None:
-        seen: list[tuple[int, float]] = []  # (step, wall time it was first seen)
+        seen = self.seen
         old = self._old  # an earlier run's log, until the new run replaces it
         while not self._stop.wait(self.poll):
             steps = self._steps_logged()
