@@ -14,6 +14,7 @@ def test_estimate_from_the_first_logged_steps_ignoring_an_earlier_runs_log(tmp_p
     log.write_text(
         "".join(json.dumps({"split": "train", "step": s}) + "\n" for s in (10, 20, 30))
     )  # earlier run
+
     def wait_for(condition) -> None:  # the watcher is a thread: on a busy machine it may look late
         deadline = time.monotonic() + 30
         while not condition() and time.monotonic() < deadline:
@@ -26,7 +27,7 @@ def test_estimate_from_the_first_logged_steps_ignoring_an_earlier_runs_log(tmp_p
             time.sleep(0.1)
             with log.open("a") as f:
                 f.write(json.dumps({"split": "train", "step": step}) + "\n")
-            wait_for(lambda: len(estimate.seen) * 10 >= step)
+            wait_for(lambda step=step: len(estimate.seen) * 10 >= step)
         wait_for(lambda: estimate.message is not None)
     assert estimate.message is not None
     assert (
