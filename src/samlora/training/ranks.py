@@ -33,7 +33,7 @@ from samlora.errors import SamloraError, TrainingError
 
 T = TypeVar("T")
 
-_KEPT: list[object] = []  # every work handle of a collective here (holding its tensors): never freed by gloo
+_KEPT: list[torch.distributed.Work] = []  # every collective here, with its tensors: never freed by gloo
 _FLAGS: dict[str, torch.Tensor] = {}  # per device: the outcome's length in bytes (0: success)
 
 
@@ -43,7 +43,7 @@ def _in_words(err: BaseException) -> str:
     return f"the main process failed ({type(err).__name__}: {err}); its log has the details"
 
 
-def _kept(work) -> None:
+def _kept(work: torch.distributed.Work) -> None:
     """Wait for a collective's ``work`` and keep it, so that no gloo thread frees its tensors."""
     _KEPT.append(work)
     work.wait()
